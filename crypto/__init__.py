@@ -1,0 +1,125 @@
+"""certseal's safe cryptographic surface: sign certificates, encode them as QR, verify them offline.
+
+Everything outside this package imports from here. The low-level parts (``_cbor``,
+``_algorithms``, ``cose``) are for this package and the conformance tests.
+
+>>> key = SigningKey.generate("ES256")
+>>> claims = CertificateClaims.issue(issuer="CN-44", holder_name="张三", masked_id="4401123X",
+...     operation=Operation(2, 1), valid_from=date(2026, 1, 5), valid_until=date(2032, 1, 4))
+>>> qr = encode_qr_text(sign_certificate(claims, key), "https://cert.example.gov.cn")
+>>> trust = TrustStore(); _ = trust.add(key.public_key)
+>>> verify_qr_text(qr, trust, now=datetime(2027, 1, 1, tzinfo=CST)).claims.holder_name
+'张三'
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from .envelope import (
+    CST,
+    CertificateClaims,
+    Operation,
+    SignedCertificate,
+    mask_visible,
+    photo_digest,
+    sign_certificate,
+    verify_signature,
+)
+from .errors import (
+    BadSignature,
+    CertsealError,
+    Expired,
+    InvalidInput,
+    KeyUnavailable,
+    Malformed,
+    NotYetValid,
+    OperationNotCovered,
+    PolicyError,
+    ReviewOverdue,
+    UnknownKey,
+    UnsupportedAlgorithm,
+    UnsupportedFormat,
+    VerificationError,
+)
+from .keys import SigningKey, TrustedKey, TrustStore, key_id, load_public_key, public_key_pem
+from .policy import (
+    CLOCK_SKEW,
+    AllOf,
+    Check,
+    CoversHotWork,
+    CoversOperation,
+    ReviewNotOverdue,
+    ValidityPeriod,
+)
+from .qrimage import QrSymbol, make_symbol, read_qr_texts, render_png, render_svg
+from .qrtext import VERSION_PATH, envelope_from_qr_text, normalize_base_url, to_qr_text
+
+__all__ = [
+    "CLOCK_SKEW",
+    "CST",
+    "VERSION_PATH",
+    "AllOf",
+    "BadSignature",
+    "CertificateClaims",
+    "CertsealError",
+    "Check",
+    "CoversHotWork",
+    "CoversOperation",
+    "Expired",
+    "InvalidInput",
+    "KeyUnavailable",
+    "Malformed",
+    "NotYetValid",
+    "Operation",
+    "OperationNotCovered",
+    "PolicyError",
+    "QrSymbol",
+    "ReviewNotOverdue",
+    "ReviewOverdue",
+    "SignedCertificate",
+    "SigningKey",
+    "TrustStore",
+    "TrustedKey",
+    "UnknownKey",
+    "UnsupportedAlgorithm",
+    "UnsupportedFormat",
+    "ValidityPeriod",
+    "VerificationError",
+    "date",
+    "encode_qr_text",
+    "envelope_from_qr_text",
+    "key_id",
+    "load_public_key",
+    "make_symbol",
+    "mask_visible",
+    "normalize_base_url",
+    "photo_digest",
+    "public_key_pem",
+    "read_qr_texts",
+    "render_png",
+    "render_svg",
+    "sign_certificate",
+    "verify_qr_text",
+    "verify_signature",
+]
+
+DEFAULT_POLICY = AllOf([ValidityPeriod()])
+
+
+def encode_qr_text(envelope: bytes, base_url: str, *, allow_insecure_localhost: bool = False) -> str:
+    """Return the QR text (an https URL) that carries ``envelope``."""
+    return to_qr_text(envelope, normalize_base_url(base_url, allow_insecure_localhost=allow_insecure_localhost))
+
+
+def verify_qr_text(
+    text: str, trust: TrustStore, *, now: datetime, policy: AllOf = DEFAULT_POLICY
+) -> SignedCertificate:
+    """Verify QR text (URL or bare digits) fully offline and return the certificate.
+
+    Raises the :class:`VerificationError` subclass of the first failure: format, signature, then
+    ``policy`` (by default the validity period at ``now``, with :data:`CLOCK_SKEW`).
+    """
+    certificate = verify_signature(envelope_from_qr_text(text), trust)
+    policy.verify(certificate, now)
+    return certificate

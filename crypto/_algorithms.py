@@ -1,0 +1,147 @@
+"""Low-level COSE signature algorithms (RFC 9053) over ``cryptography`` key objects.
+
+Each algorithm knows which key type it needs, how to verify a COSE signature (raw ``r || s`` for
+ECDSA) and, where certseal signs with it, how to sign. A key of the wrong type for an ``alg`` is a
+signature failure, never a fallback to another algorithm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+
+from .errors import BadSignature, InvalidInput, UnsupportedAlgorithm
+
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey | rsa.RSAPublicKey
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+
+ES256 = -7
+ES384 = -35
+ES512 = -36
+EDDSA = -8
+PS256 = -37
+
+MIN_RSA_BITS = 2048
+
+
+class Algorithm(Protocol):
+    """A COSE signature algorithm: its identifier, name and verification."""
+
+    cose_id: int
+    name: str
+
+    def accepts(self, key: PublicKey) -> bool:
+        """Tell whether ``key`` is of the type this algorithm verifies with."""
+
+    def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
+        """Raise :class:`BadSignature` unless ``signature`` is valid over ``message``."""
+
+
+@dataclass(frozen=True)
+class _Ecdsa:
+    cose_id: int
+    name: str
+    curve: type[ec.EllipticCurve]
+    hash: type[hashes.HashAlgorithm]
+    size: int  # bytes of r and of s
+
+    def accepts(self, key: PublicKey) -> bool:
+        return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, self.curve)
+
+    def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
+        if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 2 * self.size:
+            raise BadSignature(f"{self.name}: wrong key type or signature length {len(signature)}")
+        r = int.from_bytes(signature[: self.size], "big")
+        s = int.from_bytes(signature[self.size :], "big")
+        try:
+            key.verify(encode_dss_signature(r, s), message, ec.ECDSA(self.hash()))
+        except InvalidSignature:
+            raise BadSignature(f"{self.name}: signature does not verify") from None
+
+    def sign(self, key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+        r, s = decode_dss_signature(key.sign(message, ec.ECDSA(self.hash())))
+        return r.to_bytes(self.size, "big") + s.to_bytes(self.size, "big")
+
+
+@dataclass(frozen=True)
+class _EdDsa:
+    cose_id: int = EDDSA
+    name: str = "EdDSA"
+
+    def accepts(self, key: PublicKey) -> bool:
+        return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+
+    def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
+        if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            raise BadSignature("EdDSA: key is not an Edwards-curve key")
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            raise BadSignature("EdDSA: signature does not verify") from None
+
+    def sign(self, key: ed25519.Ed25519PrivateKey, message: bytes) -> bytes:
+        return key.sign(message)
+
+
+@dataclass(frozen=True)
+class _RsaPss:
+    cose_id: int = PS256
+    name: str = "PS256"
+
+    def accepts(self, key: PublicKey) -> bool:
+        return isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS
+
+    def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
+        if not self.accepts(key):
+            raise BadSignature("PS256: key is not an RSA key of at least 2048 bits")
+        assert isinstance(key, rsa.RSAPublicKey)  # narrowed by accepts(); for the type checker
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
+        try:
+            key.verify(signature, message, pss, hashes.SHA256())
+        except InvalidSignature:
+            raise BadSignature("PS256: signature does not verify") from None
+
+
+ES256_ALG = _Ecdsa(ES256, "ES256", ec.SECP256R1, hashes.SHA256, 32)
+EDDSA_ALG = _EdDsa()
+
+ALGORITHMS: dict[int, Algorithm] = {
+    ES256: ES256_ALG,
+    ES384: _Ecdsa(ES384, "ES384", ec.SECP384R1, hashes.SHA384, 48),
+    ES512: _Ecdsa(ES512, "ES512", ec.SECP521R1, hashes.SHA512, 66),
+    EDDSA: EDDSA_ALG,
+    PS256: _RsaPss(),
+}
+
+# Algorithms certseal issues with: ES256 verifies in every phone browser's WebCrypto.
+SIGNING_ALGORITHMS = {"ES256": ES256, "EdDSA": EDDSA}
+ALGORITHM_NAMES = {alg.cose_id: alg.name for alg in ALGORITHMS.values()}
+
+
+def algorithm(cose_id: object) -> Algorithm:
+    """Return the algorithm for a COSE ``alg`` value, or raise :class:`UnsupportedAlgorithm`."""
+    if type(cose_id) is not int or cose_id not in ALGORITHMS:
+        raise UnsupportedAlgorithm(f"alg {cose_id!r}")
+    return ALGORITHMS[cose_id]
+
+
+def algorithm_for_key(key: PublicKey) -> int:
+    """Return the COSE ``alg`` certseal pairs with ``key``'s type."""
+    for alg in ALGORITHMS.values():
+        if alg.accepts(key):
+            return alg.cose_id
+    raise UnsupportedAlgorithm(f"no algorithm for {type(key).__name__}")
+
+
+def sign(cose_id: int, key: PrivateKey, message: bytes) -> bytes:
+    """Sign ``message`` with one of the :data:`SIGNING_ALGORITHMS`."""
+    if cose_id == ES256 and isinstance(key, ec.EllipticCurvePrivateKey):
+        return ES256_ALG.sign(key, message)
+    if cose_id == EDDSA and isinstance(key, ed25519.Ed25519PrivateKey):
+        return EDDSA_ALG.sign(key, message)
+    raise InvalidInput(f"cannot sign alg {cose_id} with {type(key).__name__}")

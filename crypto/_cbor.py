@@ -1,0 +1,105 @@
+"""Low-level CBOR helpers: deterministic encoding and a strict decoder.
+
+``cbor2`` accepts duplicate map keys (the last wins), trailing bytes, indefinite lengths and
+non-shortest integers. The strict decoder rejects all of them by re-encoding what it decoded in
+deterministic form (RFC 8949 section 4.2.1) and requiring the result to equal the input byte for
+byte: any input that is not the one deterministic encoding of its own value is refused. Maps in
+certseal only have integer keys of one encoded length class, where the length-first ordering that
+``cbor2`` applies and the bytewise ordering of RFC 8949 agree.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cbor2
+
+from .errors import Malformed
+
+# A QR code holds < 3 KB; anything longer is not ours and is refused before parsing.
+MAX_ENVELOPE_BYTES = 4096
+_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError)
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` in deterministic CBOR (RFC 8949 section 4.2.1)."""
+    return bytes(cbor2.dumps(_sorted_maps(value)))
+
+
+def _sorted_maps(value: Any) -> Any:
+    if isinstance(value, dict):
+        keys = list(value)
+        order = _int_key_order if all(type(k) is int for k in keys) else _encoded_key_order
+        return {key: _sorted_maps(value[key]) for key in sorted(keys, key=order)}
+    if isinstance(value, list):
+        return [_sorted_maps(item) for item in value]
+    if isinstance(value, cbor2.CBORTag):
+        return cbor2.CBORTag(value.tag, _sorted_maps(value.value))
+    return value
+
+
+def bstr_head(length: int) -> bytes:
+    """Return the deterministic CBOR head of a byte string of ``length`` bytes."""
+    if length < 24:
+        return bytes([0x40 | length])
+    if length < 0x100:
+        return bytes([0x58, length])
+    if length < 0x10000:
+        return b"\x59" + length.to_bytes(2, "big")
+    return b"\x5a" + length.to_bytes(4, "big")
+
+
+def loads_lenient(data: bytes) -> Any:
+    """Decode one CBOR item as a general RFC 9052 verifier may: any valid encoding, nothing after it."""
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise Malformed(f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    stream = io.BytesIO(data)
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except _DECODE_ERRORS as exc:
+        raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
+    if stream.tell() != len(data):
+        raise Malformed("trailing bytes after CBOR item")
+    return value
+
+
+def loads_strict(data: bytes, *, check_key_order: bool = True) -> Any:
+    """Decode one CBOR item that must be in deterministic encoding with nothing after it.
+
+    A caller that checks every map's exact key sequence itself may skip the generic key-order walk.
+    """
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise Malformed(f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    try:
+        value = cbor2.loads(data)
+        # Re-encoding keeps map order, so equality proves shortest-form heads, definite lengths,
+        # no duplicate keys (they would collapse) and no trailing bytes; key order is checked after.
+        reencoded = cbor2.dumps(value)
+    except (*_DECODE_ERRORS, cbor2.CBOREncodeError) as exc:
+        raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
+    if reencoded != data or (check_key_order and not _keys_in_order(value)):
+        raise Malformed("CBOR is not in deterministic encoding, has duplicate keys or trailing bytes")
+    return value
+
+
+def _int_key_order(key: int) -> tuple[bool, int]:
+    # Bytewise order of encoded integer keys: 0, 1, 2, ... then -1, -2, -3, ...
+    return (key < 0, abs(key))
+
+
+def _encoded_key_order(key: Any) -> bytes:
+    return bytes(cbor2.dumps(key, canonical=True))
+
+
+def _keys_in_order(value: Any) -> bool:
+    """Tell whether every map in ``value`` lists its keys in RFC 8949 section 4.2.1 order."""
+    if isinstance(value, dict):
+        keys = list(value)
+        order = _int_key_order if all(type(k) is int for k in keys) else _encoded_key_order
+        return keys == sorted(keys, key=order) and all(_keys_in_order(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_keys_in_order(item) for item in value)
+    if isinstance(value, cbor2.CBORTag):
+        return _keys_in_order(value.value)
+    return True

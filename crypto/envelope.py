@@ -1,0 +1,345 @@
+"""The certseal credential profile: a CWT (RFC 8392) in a tagged COSE_Sign1, read strictly.
+
+The exact format is specified in ``docs/credential-format.md``; this module is its reference
+implementation. Strict means: COSE_Sign1 tag 18 and nothing else, ``alg`` and ``kid`` in the
+protected header and an empty unprotected header, deterministic CBOR everywhere with no duplicate
+keys and no trailing bytes, only the claims the profile defines, each of its exact type and range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from . import _cbor, cose
+from .errors import InvalidInput, Malformed
+from .keys import SigningKey, TrustedKey
+
+CST = timezone(timedelta(hours=8), "CST")  # China Standard Time: certificate dates are calendar dates here
+EPOCH_DATE = date(1970, 1, 1)
+
+CLAIM_ISS = 1
+CLAIM_EXP = 4
+CLAIM_NBF = 5
+CLAIM_IAT = 6
+CLAIM_CTI = 7
+CLAIM_CERTIFICATE = -65537  # private use (RFC 8392 section 9.1: below -65536)
+
+CERT_HOLDER_NAME = 1
+CERT_MASKED_ID = 2
+CERT_OPERATION = 3
+CERT_REVIEW_DUE = 4
+CERT_PHOTO_DIGEST = 5
+CERT_STATUS_INDEX = 6
+
+SERIAL_BYTES = 8
+SERIAL_RANGE = range(8, 17)
+PHOTO_DIGEST_BYTES = 16
+MAX_HOLDER_NAME_CHARS = 32
+MAX_STATUS_INDEX = 2**32 - 1
+MAX_TIMESTAMP = 2**32 - 1  # unsigned 32-bit seconds: good until 2106, and keeps every time 5 bytes
+
+ISSUER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
+MASKED_ID_PATTERN = re.compile(r"[0-9]{7}[0-9X]")
+MASK_FILL = "*" * 10
+
+# Keys in deterministic order (RFC 8949 section 4.2.1): non-negative integers first, then negative.
+_CLAIM_ORDER = (CLAIM_ISS, CLAIM_EXP, CLAIM_NBF, CLAIM_IAT, CLAIM_CTI, CLAIM_CERTIFICATE)
+_CERT_REQUIRED = frozenset({CERT_HOLDER_NAME, CERT_MASKED_ID, CERT_OPERATION})
+_CERT_KEYS = _CERT_REQUIRED | {CERT_REVIEW_DUE, CERT_PHOTO_DIGEST, CERT_STATUS_INDEX}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Operation:
+    """A special-operation catalogue item such as 2.1 (category 2, item 1)."""
+
+    category: int
+    item: int
+
+    @classmethod
+    def parse(cls, code: str) -> Operation:
+        """Parse ``"2.1"``; raise :class:`InvalidInput` for anything else."""
+        match = re.fullmatch(r"([1-9][0-9]?)\.([1-9][0-9]?)", code.strip()) if isinstance(code, str) else None
+        if match is None:
+            raise InvalidInput("operation code must look like 2.1")
+        return cls(int(match[1]), int(match[2]))
+
+    def __str__(self) -> str:
+        return f"{self.category}.{self.item}"
+
+
+def start_of_day(day: date) -> int:
+    """Return the Unix time of 00:00 China Standard Time on ``day``."""
+    return int(datetime.combine(day, time(0), CST).timestamp())
+
+
+def mask_visible(id_number: str) -> str:
+    """Return the characters of an 18-character ID number that certseal may show: first 4 and last 4."""
+    if len(id_number) != 18:
+        raise InvalidInput("ID number must have 18 characters")
+    return id_number[:4] + id_number[-4:]
+
+
+def photo_digest(photo: bytes) -> bytes:
+    """Return the 16-byte photo digest the credential carries: SHA-256 truncated."""
+    return hashlib.sha256(photo).digest()[:PHOTO_DIGEST_BYTES]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateClaims:
+    """Everything a certseal credential asserts."""
+
+    issuer: str
+    serial: bytes
+    issued_at: int
+    not_before: int
+    expires: int
+    holder_name: str
+    masked_id: str
+    operation: Operation
+    review_due: date | None = None
+    photo_digest: bytes | None = None
+    status_index: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = _claims_problem(self)
+        if problem:
+            raise InvalidInput(problem)
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        issuer: str,
+        holder_name: str,
+        masked_id: str,
+        operation: Operation,
+        valid_from: date,
+        valid_until: date,
+        review_due: date | None = None,
+        photo_digest: bytes | None = None,
+        status_index: int | None = None,
+        serial: bytes | None = None,
+        issued_at: datetime | None = None,
+    ) -> CertificateClaims:
+        """Build the claims of a new certificate valid from the start of ``valid_from`` through the end
+        of ``valid_until`` (both China Standard Time calendar dates)."""
+        return cls(
+            issuer=issuer,
+            serial=secrets.token_bytes(SERIAL_BYTES) if serial is None else serial,
+            issued_at=int((issued_at or datetime.now(CST)).timestamp()),
+            not_before=start_of_day(valid_from),
+            expires=start_of_day(valid_until + timedelta(days=1)),
+            holder_name=unicodedata.normalize("NFC", holder_name.strip()),
+            masked_id=masked_id,
+            operation=operation,
+            review_due=review_due,
+            photo_digest=photo_digest,
+            status_index=status_index,
+        )
+
+    @property
+    def valid_from(self) -> date:
+        """First calendar day (CST) of validity."""
+        return datetime.fromtimestamp(self.not_before, CST).date()
+
+    @property
+    def valid_until(self) -> date:
+        """Last calendar day (CST) of validity: ``exp`` is the first second after it."""
+        return datetime.fromtimestamp(self.expires - 1, CST).date()
+
+    @property
+    def masked_id_display(self) -> str:
+        """The masked ID number as shown to people, e.g. ``4401**********123X``."""
+        return self.masked_id[:4] + MASK_FILL + self.masked_id[4:]
+
+    def to_cbor(self) -> dict[int, Any]:
+        """Return the CWT claims map."""
+        certificate: dict[int, Any] = {
+            CERT_HOLDER_NAME: self.holder_name,
+            CERT_MASKED_ID: self.masked_id,
+            CERT_OPERATION: [self.operation.category, self.operation.item],
+        }
+        if self.review_due is not None:
+            certificate[CERT_REVIEW_DUE] = (self.review_due - EPOCH_DATE).days
+        if self.photo_digest is not None:
+            certificate[CERT_PHOTO_DIGEST] = self.photo_digest
+        if self.status_index is not None:
+            certificate[CERT_STATUS_INDEX] = self.status_index
+        return {
+            CLAIM_ISS: self.issuer,
+            CLAIM_EXP: self.expires,
+            CLAIM_NBF: self.not_before,
+            CLAIM_IAT: self.issued_at,
+            CLAIM_CTI: self.serial,
+            CLAIM_CERTIFICATE: certificate,
+        }
+
+    @classmethod
+    def from_cbor(cls, claims: Any) -> CertificateClaims:
+        """Read a CWT claims map that must follow the profile exactly; raise :class:`Malformed` otherwise."""
+        if not isinstance(claims, dict) or tuple(claims) != _CLAIM_ORDER:
+            raise Malformed("CWT claims are not exactly iss, exp, nbf, iat, cti and the certificate, in order")
+        certificate = claims[CLAIM_CERTIFICATE]
+        if not isinstance(certificate, dict):
+            raise Malformed("certificate claim is not a map")
+        fields = list(certificate)
+        if not (_CERT_REQUIRED <= set(fields) <= _CERT_KEYS) or fields != sorted(fields):
+            raise Malformed("certificate claim has missing, unknown or unordered fields")
+        operation = certificate[CERT_OPERATION]
+        review_days = certificate.get(CERT_REVIEW_DUE)
+        if not (
+            isinstance(operation, list)
+            and len(operation) == 2
+            and all(type(part) is int for part in operation)
+            and (review_days is None or (type(review_days) is int and 0 <= review_days < 100_000))
+        ):
+            raise Malformed("operation or review date has the wrong type")
+        try:
+            return cls(
+                issuer=claims[CLAIM_ISS],
+                serial=claims[CLAIM_CTI],
+                issued_at=claims[CLAIM_IAT],
+                not_before=claims[CLAIM_NBF],
+                expires=claims[CLAIM_EXP],
+                holder_name=certificate[CERT_HOLDER_NAME],
+                masked_id=certificate[CERT_MASKED_ID],
+                operation=Operation(*operation),
+                review_due=None if review_days is None else EPOCH_DATE + timedelta(days=review_days),
+                photo_digest=certificate.get(CERT_PHOTO_DIGEST),
+                status_index=certificate.get(CERT_STATUS_INDEX),
+            )
+        except InvalidInput as exc:
+            raise Malformed(exc.detail) from None
+
+
+def _is_uint(value: object, maximum: int) -> bool:
+    return type(value) is int and 0 <= value <= maximum
+
+
+def _claims_problem(claims: CertificateClaims) -> str | None:
+    """Return why ``claims`` break the profile, or None; shared by signing and strict reading."""
+    checks = (
+        (type(claims.issuer) is str and ISSUER_PATTERN.fullmatch(claims.issuer), "issuer code"),
+        (type(claims.serial) is bytes and len(claims.serial) in SERIAL_RANGE, "serial (cti) must have 8-16 bytes"),
+        (all(_is_uint(t, MAX_TIMESTAMP) for t in (claims.issued_at, claims.not_before, claims.expires)), "times"),
+        (type(claims.expires) is int and type(claims.not_before) is int and claims.expires > claims.not_before,
+         "exp must be after nbf"),
+        (type(claims.holder_name) is str and _valid_name(claims.holder_name), "holder name"),
+        (type(claims.masked_id) is str and MASKED_ID_PATTERN.fullmatch(claims.masked_id), "masked ID"),
+        (isinstance(claims.operation, Operation)
+         and _is_uint(claims.operation.category, 255) and _is_uint(claims.operation.item, 255)
+         and claims.operation.category > 0 and claims.operation.item > 0, "operation"),
+        (claims.review_due is None or isinstance(claims.review_due, date), "review date"),
+        (claims.photo_digest is None
+         or (type(claims.photo_digest) is bytes and len(claims.photo_digest) == PHOTO_DIGEST_BYTES), "photo digest"),
+        (claims.status_index is None or _is_uint(claims.status_index, MAX_STATUS_INDEX), "status index"),
+    )
+    for ok, what in checks:
+        if not ok:
+            return f"invalid {what}"
+    return None
+
+
+def _valid_name(name: str) -> bool:
+    # isprintable() refuses control and format characters (bidi overrides could disguise a name).
+    return (
+        0 < len(name) <= MAX_HOLDER_NAME_CHARS
+        and name.isprintable()
+        and name == name.strip()
+        and unicodedata.is_normalized("NFC", name)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCertificate:
+    """A credential whose signature verified with a trusted key; its time and status are not yet judged."""
+
+    claims: CertificateClaims
+    kid: bytes
+    alg: int
+    trusted_key: TrustedKey
+    envelope: bytes
+
+
+def sign_certificate(claims: CertificateClaims, key: SigningKey) -> bytes:
+    """Return the tagged COSE_Sign1 envelope of ``claims`` signed with ``key``."""
+    return cose.sign(_cbor.dumps(claims.to_cbor()), key)
+
+
+def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int]:
+    """Read a byte string with a shortest-form head at ``pos``; return it and the next position."""
+    head = data[pos]
+    info = head & 0x1F
+    if head >> 5 != 2 or info > 25:
+        raise Malformed("expected a byte string of at most 65535 bytes")
+    if info < 24:
+        length, pos = info, pos + 1
+    elif info == 24:
+        length, pos = data[pos + 1], pos + 2
+        if length < 24:
+            raise Malformed("byte string length not in shortest form")
+    else:
+        length, pos = int.from_bytes(data[pos + 1 : pos + 3], "big"), pos + 3
+        if length < 0x100:
+            raise Malformed("byte string length not in shortest form")
+    end = pos + length
+    if end > len(data):
+        raise Malformed("truncated byte string")
+    return data[pos:end], end
+
+
+_PROFILE_HEAD = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4
+_EMPTY_MAP = 0xA0
+# Deterministic protected header {1: alg, 4: kid} for a one-byte alg (ES256 -7, EdDSA -8) and 8-byte kid.
+_PROTECTED_PREFIX = b"\xa2\x01"
+_PROTECTED_KID = b"\x04\x48"
+
+
+def _parse_envelope(data: bytes) -> cose.Sign1Message:
+    """Parse the only shape the profile allows: ``18([bstr protected, {}, bstr payload, bstr signature])``."""
+    if len(data) > _cbor.MAX_ENVELOPE_BYTES or data[:2] != _PROFILE_HEAD:
+        raise Malformed("not a tagged COSE_Sign1 of at most 4096 bytes")
+    try:
+        protected_bytes, pos = _read_bstr(data, 2)
+        if data[pos] != _EMPTY_MAP:
+            raise Malformed("profile requires an empty unprotected header")
+        payload, pos = _read_bstr(data, pos + 1)
+        signature, pos = _read_bstr(data, pos)
+    except IndexError:
+        raise Malformed("truncated COSE_Sign1") from None
+    if pos != len(data):
+        raise Malformed("trailing bytes after COSE_Sign1")
+    return cose.Sign1Message(protected_bytes, _protected_header(protected_bytes), {}, payload, signature, (18,))
+
+
+def _protected_header(protected_bytes: bytes) -> dict[int, Any]:
+    """Decode the protected header, which must be exactly ``{1: alg, 4: kid}`` in deterministic CBOR."""
+    if (
+        len(protected_bytes) == 13
+        and protected_bytes[:2] == _PROTECTED_PREFIX
+        and protected_bytes[2] >= 0x20 and protected_bytes[2] <= 0x37  # alg -1 .. -24 in one byte
+        and protected_bytes[3:5] == _PROTECTED_KID
+    ):
+        return {cose.HEADER_ALG: -1 - (protected_bytes[2] - 0x20), cose.HEADER_KID: protected_bytes[5:]}
+    header = _cbor.loads_strict(protected_bytes)  # e.g. PS256 (-37) takes a two-byte alg
+    if not isinstance(header, dict) or tuple(header) != (cose.HEADER_ALG, cose.HEADER_KID):
+        raise Malformed("profile requires exactly alg and kid, both protected")
+    return header
+
+
+def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate:
+    """Check ``envelope`` against the strict profile and its signature against ``keys``.
+
+    Raises :class:`Malformed`, :class:`UnsupportedAlgorithm`, :class:`UnknownKey` or
+    :class:`BadSignature`. Time and status are judged separately (``crypto.policy``).
+    """
+    message = _parse_envelope(envelope)
+    trusted = cose.verify(message, keys)
+    claims = CertificateClaims.from_cbor(_cbor.loads_strict(message.payload, check_key_order=False))
+    return SignedCertificate(claims, trusted.kid, message.protected[cose.HEADER_ALG], trusted, envelope)

@@ -1,0 +1,118 @@
+"""One exception class per failure class, each with a stable machine-readable ``code``.
+
+The message is deliberately generic (it may reach an untrusted caller); the specific detail
+goes to the log via ``detail``, which never contains key material or ID numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+
+_log = logging.getLogger("certseal.crypto")
+
+
+class CertsealError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+    code = "error"
+    message = "certseal error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(self.message)
+        self.detail = detail
+        if detail:
+            _log.debug("%s: %s", self.code, detail)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class VerificationError(CertsealError):
+    """A credential was not accepted; ``code`` says why."""
+
+    code = "verification_failed"
+    message = "credential not accepted"
+
+
+class Malformed(VerificationError):
+    """Input is not a well-formed, canonical credential of the expected shape."""
+
+    code = "malformed"
+    message = "credential is malformed"
+
+
+class UnsupportedFormat(VerificationError):
+    """Input is a URL or envelope of a kind or version this verifier does not know."""
+
+    code = "unsupported_format"
+    message = "credential format is not supported"
+
+
+class UnsupportedAlgorithm(VerificationError):
+    """The envelope names a signature algorithm this verifier does not implement."""
+
+    code = "unsupported_algorithm"
+    message = "signature algorithm is not supported"
+
+
+class UnknownKey(VerificationError):
+    """No trusted key has the envelope's key id."""
+
+    code = "unknown_key"
+    message = "signing key is not trusted"
+
+
+class BadSignature(VerificationError):
+    """The signature does not verify with the trusted key."""
+
+    code = "bad_signature"
+    message = "signature is not valid"
+
+
+class NotYetValid(VerificationError):
+    """The credential's validity starts after the verification time."""
+
+    code = "not_yet_valid"
+    message = "credential is not yet valid"
+
+
+class Expired(VerificationError):
+    """The credential's validity ended before the verification time."""
+
+    code = "expired"
+    message = "credential has expired"
+
+
+class PolicyError(VerificationError):
+    """A verification policy was empty or misconfigured; it fails closed."""
+
+    code = "policy_error"
+    message = "verification policy cannot be satisfied"
+
+
+class KeyUnavailable(CertsealError):
+    """A signing key is missing, unreadable, or its passphrase is wrong."""
+
+    code = "key_unavailable"
+    message = "signing key is unavailable"
+
+
+class InvalidInput(CertsealError):
+    """Data handed to a signing or encoding function is out of the format's range."""
+
+    code = "invalid_input"
+    message = "input is not valid for this format"
+
+
+class ReviewOverdue(VerificationError):
+    """The certificate's periodic review (复审) date has passed."""
+
+    code = "review_overdue"
+    message = "certificate review is overdue"
+
+
+class OperationNotCovered(VerificationError):
+    """The certificate does not cover the operation or purpose asked about."""
+
+    code = "operation_not_covered"
+    message = "certificate does not cover this operation"

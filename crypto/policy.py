@@ -1,0 +1,109 @@
+"""Verification policy: small checks composed into a policy, each raising one specific error.
+
+A check judges a :class:`~crypto.envelope.SignedCertificate` (signature already verified) at an
+explicit time ``now``; nothing here reads the clock. An empty policy fails instead of passing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+from .envelope import CST, Operation, SignedCertificate
+from .errors import Expired, NotYetValid, OperationNotCovered, PolicyError, ReviewOverdue, VerificationError
+
+# Phones and servers drift; five minutes either way is what RFC 8392 deployments commonly allow.
+CLOCK_SKEW = timedelta(minutes=5)
+HOT_WORK_CATEGORY = 2  # 焊接与热切割作业: hot work needs an item of this category
+
+
+class Check(Protocol):
+    """One verification rule."""
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise a :class:`VerificationError` subclass if ``certificate`` fails this rule at ``now``."""
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise PolicyError("verification time must carry a time zone")
+    return now
+
+
+@dataclass(frozen=True)
+class ValidityPeriod:
+    """``nbf`` <= now < ``exp``, with :data:`CLOCK_SKEW` of tolerance either way."""
+
+    skew: timedelta = CLOCK_SKEW
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise :class:`NotYetValid` or :class:`Expired` outside the validity window."""
+        instant = _aware(now).timestamp()
+        skew = self.skew.total_seconds()
+        if instant + skew < certificate.claims.not_before:
+            raise NotYetValid(f"nbf {certificate.claims.not_before} > now {instant:.0f}")
+        if instant - skew >= certificate.claims.expires:
+            raise Expired(f"exp {certificate.claims.expires} <= now {instant:.0f}")
+
+
+@dataclass(frozen=True)
+class ReviewNotOverdue:
+    """The review date (复审) has not passed; ``due`` overrides the signed date (the registry's wins)."""
+
+    due: date | None = None
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise :class:`ReviewOverdue` after the end of the review day (CST)."""
+        due = self.due or certificate.claims.review_due
+        if due is not None and _aware(now).astimezone(CST).date() > due:
+            raise ReviewOverdue(f"review was due {due.isoformat()}")
+
+
+@dataclass(frozen=True)
+class CoversOperation:
+    """The certificate is for exactly this catalogue item."""
+
+    operation: Operation
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise :class:`OperationNotCovered` for any other item."""
+        if certificate.claims.operation != self.operation:
+            raise OperationNotCovered(f"{certificate.claims.operation} is not {self.operation}")
+
+
+@dataclass(frozen=True)
+class CoversHotWork:
+    """The certificate is for a welding and hot-cutting item (category 2)."""
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise :class:`OperationNotCovered` outside category 2."""
+        if certificate.claims.operation.category != HOT_WORK_CATEGORY:
+            raise OperationNotCovered(f"{certificate.claims.operation} is not hot work")
+
+
+class AllOf:
+    """Every check must pass; a policy with no checks is refused."""
+
+    def __init__(self, checks: Sequence[Check]) -> None:
+        self.checks = tuple(checks)
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise the first failing check's error, or :class:`PolicyError` if there are no checks."""
+        if not self.checks:
+            raise PolicyError("empty policy")
+        for check in self.checks:
+            check.verify(certificate, now)
+
+    def failures(self, certificate: SignedCertificate, now: datetime) -> list[VerificationError]:
+        """Run every check and return all failures, so a verdict can list every reason."""
+        if not self.checks:
+            return [PolicyError("empty policy")]
+        found: list[VerificationError] = []
+        for check in self.checks:
+            try:
+                check.verify(certificate, now)
+            except VerificationError as error:
+                found.append(error)
+        return found

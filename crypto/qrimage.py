@@ -1,0 +1,124 @@
+"""QR symbols for credential URLs: segment-optimised encoding, fast PNG and SVG, and image reading."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import qrcode
+import qrcode.util
+
+from .errors import InvalidInput
+
+ERROR_LEVELS = {
+    "L": qrcode.constants.ERROR_CORRECT_L,
+    "M": qrcode.constants.ERROR_CORRECT_M,
+    "Q": qrcode.constants.ERROR_CORRECT_Q,
+    "H": qrcode.constants.ERROR_CORRECT_H,
+}
+# Q restores 25% damaged modules: scratched, creased and dirty cards still scan.
+DEFAULT_ERROR_LEVEL = "Q"
+QUIET_ZONE = 4  # modules of white border the QR standard requires
+MAX_QR_VERSION = 40
+
+
+@dataclass(frozen=True, slots=True)
+class QrSymbol:
+    """The modules of one QR symbol (True = dark), without quiet zone."""
+
+    version: int
+    error_level: str
+    modules: tuple[tuple[bool, ...], ...]
+
+    @property
+    def size(self) -> int:
+        """Modules per side."""
+        return len(self.modules)
+
+
+def make_symbol(text: str, *, error_level: str = DEFAULT_ERROR_LEVEL) -> QrSymbol:
+    """Encode QR text as the smallest symbol: the URL up to ``#`` in byte mode, the digits in numeric mode."""
+    if error_level not in ERROR_LEVELS:
+        raise InvalidInput("error level must be L, M, Q or H")
+    prefix, hash_sign, digits = text.partition("#")
+    qr = qrcode.QRCode(error_correction=ERROR_LEVELS[error_level], border=0)
+    if hash_sign and digits.isascii() and digits.isdigit():
+        qr.add_data(qrcode.util.QRData((prefix + "#").encode("utf-8"), mode=qrcode.util.MODE_8BIT_BYTE))
+        qr.add_data(qrcode.util.QRData(digits, mode=qrcode.util.MODE_NUMBER))
+    else:
+        qr.add_data(text, optimize=0)
+    try:
+        qr.make(fit=True)
+    except (qrcode.exceptions.DataOverflowError, ValueError):
+        raise InvalidInput("text does not fit in a QR symbol") from None
+    modules = tuple(tuple(bool(cell) for cell in row) for row in qr.modules)
+    return QrSymbol(version=qr.version, error_level=error_level, modules=modules)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def render_png(symbol: QrSymbol, *, scale: int = 8, border: int = QUIET_ZONE) -> bytes:
+    """Render a 1-bit greyscale PNG, ``scale`` pixels a module, with a white quiet zone."""
+    if not 1 <= scale <= 64 or not 0 <= border <= 16:
+        raise InvalidInput("scale must be 1-64 and border 0-16")
+    width_modules = symbol.size + 2 * border
+    width = width_modules * scale
+    blank_row = b"\x00" + b"\xff" * ((width + 7) // 8)
+    rows = [blank_row * scale] * border
+    for module_row in symbol.modules:
+        bits = "".join(("0" if dark else "1") * scale for dark in module_row)
+        line = "1" * (border * scale) + bits + "1" * (border * scale)
+        line += "1" * (-len(line) % 8)
+        packed = b"\x00" + int(line, 2).to_bytes(len(line) // 8, "big")
+        rows.append(packed * scale)
+    rows.extend([blank_row * scale] * border)
+    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)  # 1-bit greyscale, no interlace
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(b"".join(rows), 9)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def render_svg(symbol: QrSymbol, *, border: int = QUIET_ZONE) -> str:
+    """Render a scalable SVG: one path of horizontal runs of dark modules on a white square."""
+    runs: list[str] = []
+    for y, row in enumerate(symbol.modules):
+        x = 0
+        while x < symbol.size:
+            if row[x]:
+                start = x
+                while x < symbol.size and row[x]:
+                    x += 1
+                runs.append(f"M{start + border} {y + border}h{x - start}v1h-{x - start}z")
+            else:
+                x += 1
+    side = symbol.size + 2 * border
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" shape-rendering="crispEdges">'
+        f'<rect width="{side}" height="{side}" fill="#fff"/><path fill="#000" d="{"".join(runs)}"/></svg>'
+    )
+
+
+def read_qr_texts(image: bytes | str | Path) -> list[str]:
+    """Decode every QR code in an image (PNG, JPEG, ...) with zxing-cpp, a photo of a card included."""
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        source = io.BytesIO(image) if isinstance(image, bytes) else Path(image)
+        with Image.open(source) as picture:
+            picture.load()
+            grey = picture.convert("L")
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        raise InvalidInput("not a readable image") from None
+    results = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode)
+    return [result.text for result in results if result.valid]
