@@ -112,9 +112,7 @@ def encode_qr_text(envelope: bytes, base_url: str, *, allow_insecure_localhost: 
     return to_qr_text(envelope, normalize_base_url(base_url, allow_insecure_localhost=allow_insecure_localhost))
 
 
-def verify_qr_text(
-    text: str, trust: TrustStore, *, now: datetime, policy: AllOf = DEFAULT_POLICY
-) -> SignedCertificate:
+def verify_qr_text(text: str, trust: TrustStore, *, now: datetime, policy: AllOf = DEFAULT_POLICY) -> SignedCertificate:
     """Verify QR text (URL or bare digits) fully offline and return the certificate.
 
     Raises the :class:`VerificationError` subclass of the first failure: format, signature, then

@@ -32,8 +32,13 @@ MIN_RSA_BITS = 2048
 class Algorithm(Protocol):
     """A COSE signature algorithm: its identifier, name and verification."""
 
-    cose_id: int
-    name: str
+    @property
+    def cose_id(self) -> int:
+        """The COSE ``alg`` value."""
+
+    @property
+    def name(self) -> str:
+        """The COSE algorithm name, e.g. ES256."""
 
     def accepts(self, key: PublicKey) -> bool:
         """Tell whether ``key`` is of the type this algorithm verifies with."""

@@ -228,16 +228,26 @@ def _claims_problem(claims: CertificateClaims) -> str | None:
         (type(claims.issuer) is str and ISSUER_PATTERN.fullmatch(claims.issuer), "issuer code"),
         (type(claims.serial) is bytes and len(claims.serial) in SERIAL_RANGE, "serial (cti) must have 8-16 bytes"),
         (all(_is_uint(t, MAX_TIMESTAMP) for t in (claims.issued_at, claims.not_before, claims.expires)), "times"),
-        (type(claims.expires) is int and type(claims.not_before) is int and claims.expires > claims.not_before,
-         "exp must be after nbf"),
+        (
+            type(claims.expires) is int and type(claims.not_before) is int and claims.expires > claims.not_before,
+            "exp must be after nbf",
+        ),
         (type(claims.holder_name) is str and _valid_name(claims.holder_name), "holder name"),
         (type(claims.masked_id) is str and MASKED_ID_PATTERN.fullmatch(claims.masked_id), "masked ID"),
-        (isinstance(claims.operation, Operation)
-         and _is_uint(claims.operation.category, 255) and _is_uint(claims.operation.item, 255)
-         and claims.operation.category > 0 and claims.operation.item > 0, "operation"),
+        (
+            isinstance(claims.operation, Operation)
+            and _is_uint(claims.operation.category, 255)
+            and _is_uint(claims.operation.item, 255)
+            and claims.operation.category > 0
+            and claims.operation.item > 0,
+            "operation",
+        ),
         (claims.review_due is None or isinstance(claims.review_due, date), "review date"),
-        (claims.photo_digest is None
-         or (type(claims.photo_digest) is bytes and len(claims.photo_digest) == PHOTO_DIGEST_BYTES), "photo digest"),
+        (
+            claims.photo_digest is None
+            or (type(claims.photo_digest) is bytes and len(claims.photo_digest) == PHOTO_DIGEST_BYTES),
+            "photo digest",
+        ),
         (claims.status_index is None or _is_uint(claims.status_index, MAX_STATUS_INDEX), "status index"),
     )
     for ok, what in checks:
@@ -323,7 +333,8 @@ def _protected_header(protected_bytes: bytes) -> dict[int, Any]:
     if (
         len(protected_bytes) == 13
         and protected_bytes[:2] == _PROTECTED_PREFIX
-        and protected_bytes[2] >= 0x20 and protected_bytes[2] <= 0x37  # alg -1 .. -24 in one byte
+        and protected_bytes[2] >= 0x20
+        and protected_bytes[2] <= 0x37  # alg -1 .. -24 in one byte
         and protected_bytes[3:5] == _PROTECTED_KID
     ):
         return {cose.HEADER_ALG: -1 - (protected_bytes[2] - 0x20), cose.HEADER_KID: protected_bytes[5:]}

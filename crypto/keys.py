@@ -16,8 +16,8 @@ from ._algorithms import PrivateKey, PublicKey
 from .errors import InvalidInput, KeyUnavailable, UnsupportedAlgorithm
 
 KID_BYTES = 8
-PASSPHRASE_ENV = "CERTSEAL_KEY_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "CERTSEAL_KEY_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "CERTSEAL_KEY_PASSPHRASE"  # noqa: S105 -- the variable's name, not a secret
+PASSPHRASE_FILE_ENV = "CERTSEAL_KEY_PASSPHRASE_FILE"  # noqa: S105 -- a variable name
 MIN_PASSPHRASE_BYTES = 8
 
 

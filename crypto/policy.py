@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from .envelope import CST, Operation, SignedCertificate
 from .errors import Expired, NotYetValid, OperationNotCovered, PolicyError, ReviewOverdue, VerificationError
@@ -20,7 +20,9 @@ HOT_WORK_CATEGORY = 2  # 焊接与热切割作业: hot work needs an item of thi
 
 
 class Check(Protocol):
-    """One verification rule."""
+    """One verification rule, named for verdicts that list which checks ran."""
+
+    name: ClassVar[str]
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
         """Raise a :class:`VerificationError` subclass if ``certificate`` fails this rule at ``now``."""
@@ -35,6 +37,8 @@ def _aware(now: datetime) -> datetime:
 @dataclass(frozen=True)
 class ValidityPeriod:
     """``nbf`` <= now < ``exp``, with :data:`CLOCK_SKEW` of tolerance either way."""
+
+    name: ClassVar[str] = "validity"
 
     skew: timedelta = CLOCK_SKEW
 
@@ -52,6 +56,8 @@ class ValidityPeriod:
 class ReviewNotOverdue:
     """The review date (复审) has not passed; ``due`` overrides the signed date (the registry's wins)."""
 
+    name: ClassVar[str] = "review"
+
     due: date | None = None
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
@@ -65,6 +71,8 @@ class ReviewNotOverdue:
 class CoversOperation:
     """The certificate is for exactly this catalogue item."""
 
+    name: ClassVar[str] = "operation"
+
     operation: Operation
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
@@ -76,6 +84,8 @@ class CoversOperation:
 @dataclass(frozen=True)
 class CoversHotWork:
     """The certificate is for a welding and hot-cutting item (category 2)."""
+
+    name: ClassVar[str] = "hot_work"
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
         """Raise :class:`OperationNotCovered` outside category 2."""

@@ -120,5 +120,5 @@ def read_qr_texts(image: bytes | str | Path) -> list[str]:
             grey = picture.convert("L")
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
         raise InvalidInput("not a readable image") from None
-    results = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormat.QRCode)
+    results = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return [result.text for result in results if result.valid]

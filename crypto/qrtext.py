@@ -44,7 +44,9 @@ def unpack_digits(digits: str) -> bytes:
     end = full * GROUP_DIGITS
     try:
         # int() also takes "_", signs and spaces, which the isdigit() check above has excluded.
-        packed = b"".join([int(digits[i : i + GROUP_DIGITS]).to_bytes(GROUP_BYTES, "big") for i in range(0, end, GROUP_DIGITS)])
+        packed = b"".join(
+            [int(digits[i : i + GROUP_DIGITS]).to_bytes(GROUP_BYTES, "big") for i in range(0, end, GROUP_DIGITS)]
+        )
         if tail_bytes:
             packed += int(digits[end:]).to_bytes(tail_bytes, "big")
     except OverflowError:
