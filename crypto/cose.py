@@ -50,7 +50,10 @@ class Sign1Message:
 
     def signed_bytes(self, external_aad: bytes = b"") -> bytes:
         """Return the Sig_structure ``["Signature1", protected, external_aad, payload]``."""
-        return _sig_structure(self.protected_bytes, external_aad, self.payload)
+        # RFC 9052 sections 3 and 4.4: with no protected parameters the Sig_structure holds a
+        # zero-length byte string, even when the message carries the empty map as h'a0'.
+        protected_bytes = self.protected_bytes if self.protected else b""
+        return _sig_structure(protected_bytes, external_aad, self.payload)
 
 
 _SIGNATURE1_PREFIX = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
@@ -90,8 +93,8 @@ def from_cbor_value(value: Any) -> Sign1Message:
             raise Malformed("protected header is not a map")
     else:
         protected = {}
-    if set(protected) & set(unprotected):
-        raise Malformed("a header label is both protected and unprotected")
+    # A label in both buckets is allowed (RFC 9052 section 3): :meth:`Sign1Message.header` reads the
+    # protected one, so an unprotected duplicate can never override what the signature covers.
     return Sign1Message(protected_bytes, protected, unprotected, payload, signature, tuple(tags))
 
 
