@@ -1,0 +1,154 @@
+"""Database tables (SQLModel). Request and response shapes live in ``schemas.api``, apart from these.
+
+No column holds a full ID number: certificates keep the masked form and a keyed HMAC, with the
+version of the HMAC key that made it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A random, non-sequential identifier."""
+    return uuid.uuid4().hex
+
+
+class Issuer(SQLModel, table=True):
+    """An issuing authority, e.g. a provincial emergency-management department."""
+
+    __tablename__ = "issuers"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    code: str = Field(index=True, unique=True, max_length=16)
+    name: str = Field(max_length=200)
+    region: str = Field(max_length=100)
+    # Operation item codes ("2.1", ...) this issuer may certify; checked at issuance and at verification.
+    operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    next_status_index: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SigningKeyRow(SQLModel, table=True):
+    """An issuer's signing key; the private half encrypted as PKCS#8 PEM under the key passphrase."""
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(primary_key=True, max_length=16)  # hex of the 8-byte kid
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    alg: str = Field(max_length=10)
+    state: str = Field(default="active", max_length=10)  # active | retired | revoked
+    public_key_pem: str
+    encrypted_private_key: str
+    not_before: datetime = Field(default_factory=utcnow)
+    not_after: datetime | None = None
+    retired_at: datetime | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = Field(default=None, max_length=500)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored only as its SHA-256; scoped to one issuer or to a third-party app."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    prefix: str = Field(index=True, unique=True, max_length=16)
+    secret_hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    scope: str = Field(max_length=10)  # issuer | app
+    issuer_id: str | None = Field(default=None, foreign_key="issuers.id", index=True)
+    label: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class Certificate(SQLModel, table=True):
+    """A signed certificate in the registry."""
+
+    __tablename__ = "certificates"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    serial: str = Field(index=True, unique=True, max_length=32)  # hex of cti
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    kid: str = Field(foreign_key="signing_keys.kid", index=True)
+    holder_name: str = Field(max_length=64)
+    masked_id: str = Field(max_length=8)
+    id_hmac: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, index=True))
+    id_hmac_version: int
+    operation: str = Field(index=True, max_length=8)
+    issue_date: date
+    valid_until: date
+    review_due: date | None = None
+    photo: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    photo_type: str | None = Field(default=None, max_length=20)
+    photo_digest: str | None = Field(default=None, max_length=32)
+    status_index: int
+    status: str = Field(default="valid", index=True, max_length=10)  # valid | suspended | revoked
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_changed_at: datetime | None = None
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    envelope_sha256: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class StatusEvent(SQLModel, table=True):
+    """One status change of a certificate (issued, suspended, reinstated, revoked, reviewed)."""
+
+    __tablename__ = "status_events"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    certificate_id: str = Field(foreign_key="certificates.id", index=True)
+    action: str = Field(max_length=12)
+    reason: str | None = Field(default=None, max_length=500)
+    actor: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class VerificationEvent(SQLModel, table=True):
+    """One verification: what was decided and why; never the holder's ID number."""
+
+    __tablename__ = "verification_events"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    at: datetime = Field(index=True)
+    serial: str | None = Field(default=None, index=True, max_length=32)
+    issuer_code: str | None = Field(default=None, max_length=16)
+    decision: str = Field(max_length=8)
+    reasons: str = Field(default="", max_length=400)
+    purpose: str | None = Field(default=None, max_length=20)
+    holder_checked: bool = False
+    client: str | None = Field(default=None, max_length=40)  # API key id of a third-party app
+
+
+class HolderCheckFailure(SQLModel, table=True):
+    """A wrong holder ID number submitted for a certificate; counted to stop guessing."""
+
+    __tablename__ = "holder_check_failures"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    certificate_id: str = Field(foreign_key="certificates.id", index=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The stored response of a request made with an ``Idempotency-Key``, replayed on retry."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("principal", "key"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    principal: str = Field(max_length=64)
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response_body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,326 @@
+"""Certificates: issue (idempotent), list, read, QR images, photo, status changes and reviews."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+import crypto
+from crypto import CST
+from schemas.api import CertificateCreate, CertificateOut, CertificatePage, ErrorResponse, ReviewRecord, StatusChange
+from schemas.catalogue import Catalogue
+from schemas.idnumber import InvalidIdNumber, normalize_id_number
+
+from ..deps import (
+    CatalogueDep,
+    CredentialsDep,
+    IssuerDep,
+    KeyringDep,
+    OwnedCertificateDep,
+    SessionDep,
+    SettingsDep,
+    get_principal,
+)
+from ..errors import ApiError
+from ..models import Certificate, IdempotencyRecord, Issuer
+from ..security import id_number_hmac, url_signature_valid
+from ..services import issuance
+from ..settings import Settings
+
+router = APIRouter(
+    prefix="/v1/certificates",
+    tags=["certificates"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+
+QR_CACHE = "public, max-age=31536000, immutable"  # an id's credential never changes
+
+
+def qr_text_of(certificate: Certificate, settings: Settings) -> str:
+    """The QR text of a stored certificate under this deployment's public base URL."""
+    return crypto.encode_qr_text(
+        certificate.envelope, settings.public_base_url, allow_insecure_localhost=settings.allow_insecure_localhost
+    )
+
+
+def certificate_out(certificate: Certificate, issuer: Issuer, settings: Settings, catalogue: Catalogue) -> CertificateOut:
+    """Describe a certificate for its issuer."""
+    operation = crypto.Operation.parse(certificate.operation)
+    item = catalogue.get(operation)
+    base = f"/v1/certificates/{certificate.id}"
+    return CertificateOut(
+        id=certificate.id,
+        serial=certificate.serial,
+        issuer=issuer.code,
+        kid=certificate.kid,
+        status=certificate.status,  # type: ignore[arg-type]
+        status_reason=certificate.status_reason,
+        status_changed_at=certificate.status_changed_at,
+        holder_name=certificate.holder_name,
+        masked_id=certificate.masked_id[:4] + "*" * 10 + certificate.masked_id[4:],
+        operation={
+            "code": certificate.operation,
+            "zh": item.zh if item else None,
+            "en": item.en if item else None,
+            "category_zh": item.category_zh if item else None,
+            "category_en": item.category_en if item else None,
+            "covers_hot_work": catalogue.covers_hot_work(operation),
+        },
+        issue_date=certificate.issue_date,
+        valid_until=certificate.valid_until,
+        review_due=certificate.review_due,
+        has_photo=certificate.photo is not None,
+        status_index=certificate.status_index,
+        qr_text=qr_text_of(certificate, settings),
+        links={"self": base, "qr_png": f"{base}/qr.png", "qr_svg": f"{base}/qr.svg", "photo": f"{base}/photo"},
+        created_at=certificate.created_at,
+    )
+
+
+def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
+    if record.request_hash != request_hash:
+        raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different request")
+    return JSONResponse(json.loads(record.response_body), status_code=record.status_code, headers={"Idempotent-Replay": "true"})
+
+
+def _stored_record(session: Session, principal: str, key: str) -> IdempotencyRecord | None:
+    return session.exec(
+        select(IdempotencyRecord).where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+    ).first()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CertificateOut,
+    summary="Sign and register a certificate (issuer API key; Idempotency-Key makes retries safe)",
+    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def issue_certificate(
+    body: CertificateCreate,
+    issuer: IssuerDep,
+    session: SessionDep,
+    keyring: KeyringDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """Validate the exam result, sign the certificate and store it in one transaction."""
+    principal = f"issuer:{issuer.id}"
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    if idempotency_key and (record := _stored_record(session, principal, idempotency_key)):
+        return _replay(record, request_hash)
+    certificate = issuance.issue_certificate(
+        session, keyring, issuer=issuer, request=body, settings=settings, catalogue=catalogue, now=datetime.now(CST)
+    )
+    payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
+    if idempotency_key:
+        session.add(
+            IdempotencyRecord(
+                principal=principal,
+                key=idempotency_key,
+                request_hash=request_hash,
+                status_code=201,
+                response_body=json.dumps(payload).encode(),
+            )
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent retry with the same key committed first: answer as it did.
+        session.rollback()
+        record = _stored_record(session, principal, idempotency_key) if idempotency_key else None
+        if record is None:
+            raise
+        return _replay(record, request_hash)
+    return JSONResponse(payload, status_code=201, headers={"Location": payload["links"]["self"]})
+
+
+@router.get("", response_model=CertificatePage, summary="List the calling issuer's certificates")
+def list_certificates(
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    status_filter: Annotated[Literal["valid", "suspended", "revoked"] | None, Query(alias="status")] = None,
+    operation: Annotated[str | None, Query(pattern=r"^[1-9][0-9]?\.[1-9][0-9]?$")] = None,
+    holder_id_number: Annotated[str | None, Query(max_length=40, description="matched by keyed hash")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CertificatePage:
+    """Filter by status, operation item or holder ID number (compared by keyed hash); newest first."""
+    query = select(Certificate).where(Certificate.issuer_id == issuer.id)
+    if status_filter:
+        query = query.where(Certificate.status == status_filter)
+    if operation:
+        query = query.where(Certificate.operation == operation)
+    if holder_id_number:
+        try:
+            number = normalize_id_number(holder_id_number)
+        except InvalidIdNumber as exc:
+            raise ApiError(422, "invalid_id_number", str(exc)) from None
+        hashes = [id_number_hmac(number, key) for key in settings.id_hmac_keys.values()]
+        query = query.where(Certificate.id_hmac.in_(hashes))  # type: ignore[attr-defined]
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Certificate.created_at.desc(), Certificate.id).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+    return CertificatePage(
+        items=[certificate_out(row, issuer, settings, catalogue) for row in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{certificate_id}", response_model=CertificateOut, summary="Read one of the calling issuer's certificates")
+def read_certificate(
+    certificate: OwnedCertificateDep, issuer: IssuerDep, settings: SettingsDep, catalogue: CatalogueDep
+) -> CertificateOut:
+    """Return the certificate with its status and QR text."""
+    return certificate_out(certificate, issuer, settings, catalogue)
+
+
+def _public_certificate(session: Session, certificate_id: str) -> Certificate:
+    certificate = session.get(Certificate, certificate_id)
+    if certificate is None:
+        raise ApiError(404, "certificate_not_found", "no such certificate")
+    return certificate
+
+
+@router.get(
+    "/{certificate_id}/qr.png",
+    summary="The certificate's QR code as PNG (public, cacheable)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def qr_png(
+    certificate_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    scale: Annotated[int, Query(ge=1, le=32)] = 8,
+) -> Response:
+    """Render the QR symbol (level Q, quiet zone 4); ids are random, so the URL is not guessable."""
+    certificate = _public_certificate(session, certificate_id)
+    symbol = crypto.make_symbol(qr_text_of(certificate, settings))
+    return Response(crypto.render_png(symbol, scale=scale), media_type="image/png", headers={"Cache-Control": QR_CACHE})
+
+
+@router.get(
+    "/{certificate_id}/qr.svg",
+    summary="The certificate's QR code as SVG (public, cacheable)",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}},
+)
+def qr_svg(certificate_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """Render the QR symbol as scalable SVG for card printing."""
+    certificate = _public_certificate(session, certificate_id)
+    symbol = crypto.make_symbol(qr_text_of(certificate, settings))
+    return Response(crypto.render_svg(symbol), media_type="image/svg+xml", headers={"Cache-Control": QR_CACHE})
+
+
+@router.get(
+    "/{certificate_id}/photo",
+    summary="The holder photo (its issuer, or a short-lived signed URL from verify)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+def photo(
+    certificate_id: str,
+    request: Request,
+    credentials: CredentialsDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    expires: Annotated[int | None, Query()] = None,
+    sig: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    """Serve the EXIF-free photo to its issuer, or to anyone holding a fresh signed URL."""
+    certificate = _public_certificate(session, certificate_id)
+    path = f"/v1/certificates/{certificate_id}/photo"
+    if expires is not None and sig is not None:
+        if not url_signature_valid(path, expires, sig, settings.require("url_signing_key").encode()):
+            raise ApiError(403, "forbidden", "the photo link is invalid or has expired")
+    else:
+        principal = get_principal(credentials, session, settings)
+        if principal.issuer is None or principal.issuer.id != certificate.issuer_id:
+            raise ApiError(403, "forbidden", "only the issuer or a signed link may read the photo")
+    if certificate.photo is None:
+        raise ApiError(404, "photo_not_found", "the certificate has no photo")
+    return Response(
+        certificate.photo, media_type=certificate.photo_type or "image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+    )
+
+
+def _status_change(
+    action: str,
+    body: StatusChange,
+    certificate: Certificate,
+    issuer: Issuer,
+    session: Session,
+    settings: Settings,
+    catalogue: Catalogue,
+) -> CertificateOut:
+    issuance.change_status(session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}")
+    session.commit()
+    return certificate_out(certificate, issuer, settings, catalogue)
+
+
+_STATUS_RESPONSES: dict[int | str, dict[str, object]] = {409: {"model": ErrorResponse}}
+
+
+@router.post("/{certificate_id}/suspend", response_model=CertificateOut, summary="Suspend (暂扣)", responses=_STATUS_RESPONSES)
+def suspend(
+    body: StatusChange,
+    certificate: OwnedCertificateDep,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+) -> CertificateOut:
+    """Suspend a valid certificate; verification rejects it with ``suspended`` until reinstated."""
+    return _status_change("suspend", body, certificate, issuer, session, settings, catalogue)
+
+
+@router.post("/{certificate_id}/reinstate", response_model=CertificateOut, summary="Reinstate a suspended certificate", responses=_STATUS_RESPONSES)
+def reinstate(
+    body: StatusChange,
+    certificate: OwnedCertificateDep,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+) -> CertificateOut:
+    """Make a suspended certificate valid again."""
+    return _status_change("reinstate", body, certificate, issuer, session, settings, catalogue)
+
+
+@router.post("/{certificate_id}/revoke", response_model=CertificateOut, summary="Revoke (吊销); final", responses=_STATUS_RESPONSES)
+def revoke(
+    body: StatusChange,
+    certificate: OwnedCertificateDep,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+) -> CertificateOut:
+    """Revoke a certificate for good; it cannot be reinstated."""
+    return _status_change("revoke", body, certificate, issuer, session, settings, catalogue)
+
+
+@router.post("/{certificate_id}/review", response_model=CertificateOut, summary="Record a passed review (复审)", responses=_STATUS_RESPONSES)
+def review(
+    body: ReviewRecord,
+    certificate: OwnedCertificateDep,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+) -> CertificateOut:
+    """Set the next review date; online verification uses it instead of the signed one."""
+    next_due = body.next_review_due or issuance.add_years(datetime.now(CST).date(), settings.review_interval_years)
+    issuance.record_review(session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}")
+    session.commit()
+    return certificate_out(certificate, issuer, settings, catalogue)

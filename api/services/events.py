@@ -1,0 +1,72 @@
+"""Verification events, written in batches off the request path.
+
+A background thread flushes the queue every ``flush_seconds`` (at most one second), so a crash
+loses at most the last second of events; certificates and status changes are written in their own
+request transactions and are never queued here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..models import VerificationEvent, new_id
+
+log = logging.getLogger("certseal.events")
+MAX_QUEUED = 100_000  # beyond this, under a database outage, the oldest events are dropped (and counted)
+
+
+class EventRecorder:
+    """Queue verification events and insert them in batches from one background thread."""
+
+    def __init__(self, engine: Engine, flush_seconds: float = 1.0) -> None:
+        self._engine = engine
+        self._flush_seconds = flush_seconds
+        self._queue: deque[dict[str, Any]] = deque(maxlen=MAX_QUEUED)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def record(self, **fields: Any) -> None:
+        """Queue one event (cheap: no I/O on the request path)."""
+        if len(self._queue) == MAX_QUEUED:
+            self.dropped += 1
+        self._queue.append({"id": new_id(), **fields})
+
+    def flush(self) -> int:
+        """Write everything queued now; return how many rows were written."""
+        batch: list[dict[str, Any]] = []
+        while self._queue:
+            batch.append(self._queue.popleft())
+        if not batch:
+            return 0
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(insert(VerificationEvent), batch)
+        except SQLAlchemyError as exc:
+            log.error("verification events not written yet (%s); retrying", type(exc).__name__)
+            self._queue.extendleft(reversed(batch))
+            return 0
+        return len(batch)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._flush_seconds):
+            self.flush()
+        self.flush()
+
+    def start(self) -> None:
+        """Start the background flusher."""
+        self._thread = threading.Thread(target=self._run, name="certseal-events", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the flusher after a last flush."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,235 @@
+"""Issuer-side operations: issuers, keys, API keys, certificates and their status. Callers commit."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+import crypto
+from crypto import CST, CertificateClaims, Operation
+from schemas.api import CertificateCreate
+from schemas.catalogue import Catalogue
+from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
+
+from ..errors import ApiError
+from ..keyring import Keyring
+from ..models import ApiKey, Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
+from ..security import id_number_hmac, new_api_key
+from ..settings import Settings
+from .photos import clean_photo
+
+# Allowed status transitions: revoked is final.
+TRANSITIONS = {
+    "suspend": ({"valid"}, "suspended"),
+    "reinstate": ({"suspended"}, "valid"),
+    "revoke": ({"valid", "suspended"}, "revoked"),
+}
+
+
+def add_years(day: date, years: int) -> date:
+    """Same calendar day ``years`` later (28 February for 29 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def checked_operations(codes: list[str], catalogue: Catalogue) -> list[str]:
+    """Normalise operation codes and refuse any the catalogue does not list."""
+    result: list[str] = []
+    for code in codes:
+        try:
+            operation = Operation.parse(code)
+        except crypto.InvalidInput:
+            raise ApiError(422, "unknown_operation", "operation codes look like 2.1") from None
+        if catalogue.get(operation) is None:
+            raise ApiError(422, "unknown_operation", f"operation {operation} is not in the catalogue")
+        if str(operation) not in result:
+            result.append(str(operation))
+    return result
+
+
+def create_issuer(
+    session: Session,
+    keyring: Keyring,
+    *,
+    code: str,
+    name: str,
+    region: str,
+    operations: list[str],
+    alg: str,
+    catalogue: Catalogue,
+) -> tuple[Issuer, SigningKeyRow]:
+    """Create an issuer with its first signing key."""
+    if session.exec(select(Issuer).where(Issuer.code == code)).first() is not None:
+        raise ApiError(409, "issuer_exists", f"issuer {code} exists")
+    issuer = Issuer(code=code, name=name, region=region, operations=checked_operations(operations, catalogue))
+    session.add(issuer)
+    session.flush()
+    key = keyring.create(session, issuer, alg)
+    return issuer, key
+
+
+def create_api_key(session: Session, *, issuer: Issuer | None, label: str) -> tuple[ApiKey, str]:
+    """Create an API key for an issuer (or, with no issuer, a third-party app); return it and its token."""
+    token, prefix, secret_hash = new_api_key()
+    row = ApiKey(
+        prefix=prefix,
+        secret_hash=secret_hash,
+        scope="issuer" if issuer else "app",
+        issuer_id=issuer.id if issuer else None,
+        label=label,
+    )
+    session.add(row)
+    return row, token
+
+
+def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
+    """Return the issuer's one active signing key."""
+    row = session.exec(
+        select(SigningKeyRow).where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+    ).first()
+    if row is None:
+        raise ApiError(409, "no_active_key", "issuer has no active signing key; rotate to create one")
+    return row
+
+
+def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str | None = None) -> SigningKeyRow:
+    """Retire the active key (it keeps verifying what it signed) and start a new one."""
+    now = utcnow()
+    previous = session.exec(
+        select(SigningKeyRow).where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+    ).all()
+    for row in previous:
+        row.state, row.retired_at, row.not_after = "retired", now, now
+        session.add(row)
+    return keyring.create(session, issuer, alg or (previous[0].alg if previous else "ES256"), now=now)
+
+
+def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str) -> SigningKeyRow:
+    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on."""
+    row = session.get(SigningKeyRow, kid)
+    if row is None or row.issuer_id != issuer.id:
+        raise ApiError(404, "key_not_found", "no such key for this issuer")
+    if row.state != "revoked":
+        now = utcnow()
+        row.state, row.revoked_at, row.revocation_reason = "revoked", now, reason
+        row.not_after = row.not_after or now
+        session.add(row)
+    return row
+
+
+def _allocate_status_index(session: Session, issuer: Issuer) -> int:
+    # An atomic increment, so concurrent issuers on several replicas never share an index.
+    result = session.execute(
+        update(Issuer)
+        .where(Issuer.id == issuer.id)  # type: ignore[arg-type]
+        .values(next_status_index=Issuer.next_status_index + 1)
+        .returning(Issuer.next_status_index)
+    )
+    return int(result.scalar_one()) - 1
+
+
+def issue_certificate(
+    session: Session,
+    keyring: Keyring,
+    *,
+    issuer: Issuer,
+    request: CertificateCreate,
+    settings: Settings,
+    catalogue: Catalogue,
+    now: datetime,
+) -> Certificate:
+    """Validate an exam result, sign the certificate and add it to the session."""
+    try:
+        id_number = normalize_id_number(request.holder_id_number)
+    except InvalidIdNumber as exc:
+        raise ApiError(422, "invalid_id_number", str(exc)) from None
+    (operation_code,) = checked_operations([request.operation], catalogue)
+    if operation_code not in issuer.operations:
+        raise ApiError(403, "operation_not_allowed", f"issuer {issuer.code} may not certify {operation_code}")
+    age = age_on(id_number, request.issue_date)
+    if age < settings.minimum_age:
+        raise ApiError(422, "holder_too_young", f"applicants must be at least {settings.minimum_age}")
+    if age > settings.maximum_age:
+        raise ApiError(422, "holder_too_old", f"applicants must be at most {settings.maximum_age}")
+    today = now.astimezone(CST).date()
+    if request.issue_date > today + timedelta(days=1):
+        raise ApiError(422, "invalid_dates", "issue date is in the future")
+    valid_until = request.valid_until or add_years(request.issue_date, settings.validity_years) - timedelta(days=1)
+    if valid_until < request.issue_date:
+        raise ApiError(422, "invalid_dates", "valid_until is before the issue date")
+    review_due = request.review_due
+    if review_due is None and settings.review_required:
+        review_due = add_years(request.issue_date, settings.review_interval_years)
+    photo, photo_type = (None, None)
+    if request.photo_base64:
+        photo, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
+    key_row = active_key(session, issuer)
+    try:
+        claims = CertificateClaims.issue(
+            issuer=issuer.code,
+            holder_name=request.holder_name,
+            masked_id=crypto.mask_visible(id_number),
+            operation=Operation.parse(operation_code),
+            valid_from=request.issue_date,
+            valid_until=valid_until,
+            review_due=review_due,
+            photo_digest=crypto.photo_digest(photo) if photo else None,
+            status_index=_allocate_status_index(session, issuer),
+            issued_at=now,
+        )
+    except crypto.InvalidInput as exc:
+        raise ApiError(422, "invalid_certificate", f"certificate fields are out of range ({exc.detail})") from None
+    envelope = crypto.sign_certificate(claims, keyring.signing_key(key_row))
+    certificate = Certificate(
+        serial=claims.serial.hex(),
+        issuer_id=issuer.id,
+        kid=key_row.kid,
+        holder_name=claims.holder_name,
+        masked_id=claims.masked_id,
+        id_hmac=id_number_hmac(id_number, settings.id_hmac_keys[settings.id_hmac_key_version]),
+        id_hmac_version=settings.id_hmac_key_version,
+        operation=operation_code,
+        issue_date=request.issue_date,
+        valid_until=valid_until,
+        review_due=review_due,
+        photo=photo,
+        photo_type=photo_type,
+        photo_digest=claims.photo_digest.hex() if claims.photo_digest else None,
+        status_index=claims.status_index or 0,
+        envelope=envelope,
+        envelope_sha256=hashlib.sha256(envelope).hexdigest(),
+    )
+    session.add(certificate)
+    session.add(StatusEvent(certificate_id=certificate.id, action="issued", actor=f"issuer:{issuer.code}", at=now))
+    return certificate
+
+
+def change_status(session: Session, *, certificate: Certificate, action: str, reason: str, actor: str) -> Certificate:
+    """Suspend, reinstate or revoke; refuse transitions the rules do not allow."""
+    allowed_from, target = TRANSITIONS[action]
+    if certificate.status not in allowed_from:
+        raise ApiError(409, "invalid_transition", f"cannot {action} a {certificate.status} certificate")
+    now = utcnow()
+    certificate.status, certificate.status_reason, certificate.status_changed_at = target, reason, now
+    session.add(certificate)
+    session.add(StatusEvent(certificate_id=certificate.id, action=action, reason=reason, actor=actor, at=now))
+    return certificate
+
+
+def record_review(
+    session: Session, *, certificate: Certificate, next_due: date, note: str | None, actor: str
+) -> Certificate:
+    """Record a passed review: the registry's review date now wins over the signed one online."""
+    if certificate.status == "revoked":
+        raise ApiError(409, "invalid_transition", "a revoked certificate cannot be reviewed")
+    if next_due <= datetime.now(CST).date():
+        raise ApiError(422, "invalid_dates", "the next review date must be in the future")
+    certificate.review_due = next_due
+    session.add(certificate)
+    session.add(StatusEvent(certificate_id=certificate.id, action="reviewed", reason=note, actor=actor))
+    return certificate

@@ -1,0 +1,272 @@
+"""Request and response models of the HTTP API (pydantic), separate from the database tables."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OPERATION_PATTERN = r"^[1-9][0-9]?\.[1-9][0-9]?$"
+ISSUER_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
+
+REASON_CODES = (
+    "malformed",
+    "unsupported_format",
+    "unsupported_algorithm",
+    "unknown_key",
+    "key_revoked",
+    "bad_signature",
+    "not_yet_valid",
+    "expired",
+    "review_overdue",
+    "suspended",
+    "revoked",
+    "unknown_certificate",
+    "claims_mismatch",
+    "issuer_not_authorized",
+    "operation_not_covered",
+    "holder_mismatch",
+)
+ReasonCode = Literal[
+    "malformed",
+    "unsupported_format",
+    "unsupported_algorithm",
+    "unknown_key",
+    "key_revoked",
+    "bad_signature",
+    "not_yet_valid",
+    "expired",
+    "review_overdue",
+    "suspended",
+    "revoked",
+    "unknown_certificate",
+    "claims_mismatch",
+    "issuer_not_authorized",
+    "operation_not_covered",
+    "holder_mismatch",
+]
+
+
+class Strict(BaseModel):
+    """Base for request bodies: unknown fields are an error, strings are stripped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorDetail(BaseModel):
+    """The body of every error response."""
+
+    code: str = Field(examples=["validation_error"])
+    message: str
+    details: object | None = None
+
+
+class ErrorResponse(BaseModel):
+    """``{"error": {...}}``."""
+
+    error: ErrorDetail
+
+
+class IssuerCreate(Strict):
+    """A new issuing authority; it gets its first signing key at once."""
+
+    code: str = Field(pattern=ISSUER_CODE_PATTERN, examples=["CN-44"])
+    name: str = Field(min_length=1, max_length=200, examples=["广东省应急管理厅"])
+    region: str = Field(min_length=1, max_length=100, examples=["广东省"])
+    operations: list[str] = Field(min_length=1, max_length=200, examples=[["2.1", "2.2", "1.2"]])
+    alg: Literal["ES256", "EdDSA"] = "ES256"
+
+
+class IssuerScopeUpdate(Strict):
+    """The operation items an issuer may certify from now on."""
+
+    operations: list[str] = Field(max_length=200, examples=[["1.1", "1.2"]])
+
+
+class SigningKeyOut(BaseModel):
+    """A signing key's public facts."""
+
+    kid: str = Field(examples=["3f2a9c0d1e4b5a67"])
+    alg: str
+    state: Literal["active", "retired", "revoked"]
+    not_before: datetime
+    not_after: datetime | None
+    revoked_at: datetime | None = None
+
+
+class IssuerOut(BaseModel):
+    """An issuer with its signing keys."""
+
+    code: str
+    name: str
+    region: str
+    operations: list[str]
+    keys: list[SigningKeyOut]
+
+
+class ApiKeyCreate(Strict):
+    """A label for a new API key."""
+
+    label: str = Field(default="", max_length=200)
+
+
+class ApiKeyOut(BaseModel):
+    """A new API key: the token is shown this once and never again."""
+
+    id: str
+    token: str = Field(examples=["cs_1a2b3c4d5e6f_..."])
+    scope: Literal["issuer", "app"]
+    issuer: str | None
+
+
+class AppKeyCreate(Strict):
+    """A third-party app that calls the verify API with higher limits."""
+
+    label: str = Field(min_length=1, max_length=200, examples=["site-safety-platform"])
+
+
+class KeyRevoke(Strict):
+    """Why a signing key is revoked (e.g. compromise)."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["key compromise"])
+
+
+class CertificateCreate(Strict):
+    """A certificate to sign, from an exam result."""
+
+    holder_name: str = Field(min_length=1, max_length=32, examples=["张伟"])
+    holder_id_number: str = Field(min_length=15, max_length=40, examples=["11010519900307123X"])
+    operation: str = Field(pattern=OPERATION_PATTERN, examples=["2.1"])
+    issue_date: date = Field(examples=["2026-11-20"])
+    valid_until: date | None = Field(default=None, description="default: issue date + 6 years - 1 day")
+    review_due: date | None = Field(default=None, description="default by policy: issue date + 3 years")
+    photo_base64: str | None = Field(default=None, description="JPEG or PNG, base64; EXIF is removed")
+
+
+class StatusChange(Strict):
+    """A status change needs a reason, kept in the audit trail."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["违规作业，暂扣证件"])
+
+
+class ReviewRecord(Strict):
+    """A passed review (复审): the new review-due date, which wins over the signed one online."""
+
+    next_review_due: date | None = Field(default=None, description="default: today + review interval")
+    note: str | None = Field(default=None, max_length=500)
+
+
+class OperationOut(BaseModel):
+    """A catalogue item with its names."""
+
+    code: str = Field(examples=["2.1"])
+    zh: str | None = Field(examples=["熔化焊接与热切割作业"])
+    en: str | None = Field(examples=["Fusion welding and thermal cutting"])
+    category_zh: str | None = None
+    category_en: str | None = None
+    covers_hot_work: bool
+
+
+class CertificateOut(BaseModel):
+    """A certificate as its issuer sees it (masked ID number only)."""
+
+    id: str
+    serial: str
+    issuer: str
+    kid: str
+    status: Literal["valid", "suspended", "revoked"]
+    status_reason: str | None
+    status_changed_at: datetime | None
+    holder_name: str
+    masked_id: str = Field(examples=["1101**********123X"])
+    operation: OperationOut
+    issue_date: date
+    valid_until: date
+    review_due: date | None
+    has_photo: bool
+    status_index: int
+    qr_text: str
+    links: dict[str, str]
+    created_at: datetime
+
+
+class CertificatePage(BaseModel):
+    """One page of certificates."""
+
+    items: list[CertificateOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class VerifyRequest(Strict):
+    """What a site manager's phone or a third-party app asks."""
+
+    qr: str = Field(
+        min_length=1, max_length=4096, description="QR text or URL", examples=["https://cert.example.gov.cn/c1#0123..."]
+    )
+    holder_id_number: str | None = Field(
+        default=None, max_length=40, description="the worker's full ID number, checked by keyed hash"
+    )
+    purpose: Literal["hot_work"] | None = None
+    operation: str | None = Field(default=None, pattern=OPERATION_PATTERN, examples=["2.1"])
+
+
+class IssuerBrief(BaseModel):
+    """Issuer code and name."""
+
+    code: str
+    name: str | None
+
+
+class VerifiedCertificateOut(BaseModel):
+    """The certificate summary a verifier shows."""
+
+    serial: str
+    issuer: IssuerBrief
+    holder_name: str
+    masked_id: str
+    operation: OperationOut
+    valid_from: date
+    valid_until: date
+    review_due: date | None
+    status: Literal["valid", "suspended", "revoked"] | None
+    photo_url: str | None
+
+
+class VerifyResponse(BaseModel):
+    """Accept or reject, every reason, the checks that ran and the certificate."""
+
+    decision: Literal["accept", "reject"]
+    reasons: list[ReasonCode]
+    checks: list[str] = Field(examples=[["format", "signature", "validity", "registry", "status", "issuer", "review"]])
+    checked_at: datetime
+    certificate: VerifiedCertificateOut | None
+
+
+class PublicKeyOut(BaseModel):
+    """A verifying key for offline checks: JWK and PEM, with its validity and state."""
+
+    kid: str
+    issuer: str
+    alg: str
+    state: Literal["active", "retired", "revoked"]
+    not_before: datetime
+    not_after: datetime | None
+    revoked_at: datetime | None
+    jwk: dict[str, str]
+    pem: str
+
+
+class KeyList(BaseModel):
+    """All issuers' public keys."""
+
+    keys: list[PublicKeyOut]
+    generated_at: datetime
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
