@@ -9,7 +9,7 @@
 // counts as decoded only if the decoded text equals the encoded certificate URL.
 // Both decoders get the same RGBA buffer (what canvas getImageData() returns).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -97,7 +97,7 @@ zx.prepareZXingModule({
   fireImmediately: false,
 });
 // Same options as api/static/qr-decoder.js.
-const ZX_OPTS = { formats: ["QRCode"], tryHarder: true, tryInvert: false, maxNumberOfSymbols: 1 };
+const ZX_OPTS = { formats: ["QRCode"], tryHarder: true, tryInvert: false, textMode: "Plain", maxNumberOfSymbols: 1 };
 const jsqrDir = join(webDir, "node_modules/jsqr");
 const jsqrVersion = JSON.parse(readFileSync(join(jsqrDir, "package.json"))).version;
 const jsQR = require("jsqr");
