@@ -253,6 +253,180 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict["decision"] == "accept" else EXIT_REJECT
 
 
+def _service_settings(args: argparse.Namespace) -> Any:
+    from .admin import SettingsError, load_settings
+
+    overrides: dict[str, object] = {}
+    if getattr(args, "database", None):
+        overrides["database_url"] = args.database
+    if getattr(args, "public_base_url", None):
+        overrides["public_base_url"] = args.public_base_url
+    elif getattr(args, "port", None) and "CERTSEAL_PUBLIC_BASE_URL" not in os.environ:
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104 -- compared, not bound
+        overrides["public_base_url"] = f"http://{host}:{args.port}"
+    try:
+        return load_settings(demo=getattr(args, "demo", False), **overrides)
+    except SettingsError as exc:
+        raise UsageError(f"settings: {exc}") from None
+
+
+def _open_runtime(settings: Any) -> Any:
+    from .admin import runtime
+
+    try:
+        return runtime(settings)
+    except (CertsealError, RuntimeError) as exc:
+        raise UsageError(f"{exc}: {getattr(exc, 'detail', '')}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the HTTP service (uvicorn); with --demo, seed and print the demo data first."""
+    import uvicorn
+
+    from .admin import DEMO_ISSUER_API_KEY, seed_demo
+    from .main import create_app
+    from .settings import DEMO_SECRETS
+
+    settings = _service_settings(args)
+    try:
+        with _open_runtime(settings) as rt:  # checks keys decrypt before binding the port
+            demo = seed_demo(rt) if settings.demo else []
+    except (CertsealError, RuntimeError) as exc:
+        raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
+    if demo:
+        base = settings.public_base_url.rstrip("/")
+        print("certseal demo — published demo secrets, never use them in production")
+        print(f"  admin token:      {DEMO_SECRETS['admin_token']}")
+        print(f"  issuer API key:   {DEMO_ISSUER_API_KEY}  (issuer CN-44)")
+        with _open_runtime(settings) as rt:
+            from sqlmodel import Session
+
+            from .models import Certificate
+            from .routers.certificates import qr_text_of
+
+            with Session(rt.engine) as session:
+                for item in demo:
+                    certificate = session.get(Certificate, item.certificate_id)
+                    assert certificate is not None
+                    text = qr_text_of(certificate, settings)
+                    print(f"\n  {item.label}: expect {item.expected}")
+                    print(f"    URL:  {text}")
+                    print(f"    QR:   {base}/v1/certificates/{item.certificate_id}/qr.png")
+                    print(
+                        f"    try:  curl -s -X POST {base}/v1/verify -H 'Content-Type: application/json' "
+                        f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
+                    )
+        print()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    return EXIT_OK
+
+
+def _issuer(session: Any, code: str) -> Any:
+    from sqlmodel import select
+
+    from .models import Issuer
+
+    issuer = session.exec(select(Issuer).where(Issuer.code == code)).first()
+    if issuer is None:
+        raise UsageError(f"no issuer {code}")
+    return issuer
+
+
+def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str]) -> int:
+    from sqlmodel import Session
+
+    from .errors import ApiError
+
+    settings = _service_settings(args)
+    with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False) as session:
+        try:
+            output = task(rt, session)
+        except ApiError as exc:
+            raise UsageError(f"{exc.code}: {exc.message}") from None
+        session.commit()
+    print(output)
+    return EXIT_OK
+
+
+def cmd_issuer_create(args: argparse.Namespace) -> int:
+    """Create an issuer and its first signing key; print its kid."""
+    from .services import issuance
+
+    def task(rt: Any, session: Any) -> str:
+        _issuer_row, key = issuance.create_issuer(
+            session,
+            rt.keyring,
+            code=args.code,
+            name=args.name,
+            region=args.region,
+            operations=[code.strip() for code in args.operations.split(",")],
+            alg=args.alg,
+            catalogue=rt.catalogue,
+        )
+        return f"issuer {args.code} created; signing key {key.kid}"
+
+    return _admin_task(args, task)
+
+
+def cmd_issuer_api_key(args: argparse.Namespace) -> int:
+    """Create an issuer API key and print it once."""
+    from .services import issuance
+
+    def task(_rt: Any, session: Any) -> str:
+        _row, token = issuance.create_api_key(session, issuer=_issuer(session, args.code), label=args.label)
+        return token
+
+    return _admin_task(args, task)
+
+
+def cmd_issuer_rotate(args: argparse.Namespace) -> int:
+    """Retire the issuer's active key and start a new one; print the new kid."""
+    from .services import issuance
+
+    def task(rt: Any, session: Any) -> str:
+        return issuance.rotate_key(session, rt.keyring, issuer=_issuer(session, args.code), alg=args.alg).kid
+
+    return _admin_task(args, task)
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    """Issue one certificate from the command line and print its QR text."""
+    from pydantic import ValidationError
+
+    from schemas.api import CertificateCreate
+
+    from .routers.certificates import qr_text_of
+    from .services import issuance
+
+    id_number = sys.stdin.readline().strip() if args.id_number == "-" else args.id_number
+    try:
+        request = CertificateCreate(
+            holder_name=args.name,
+            holder_id_number=id_number,
+            operation=args.operation,
+            issue_date=args.issue_date,
+            valid_until=args.valid_until,
+            review_due=args.review_due,
+        )
+    except ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors(include_input=False))
+        raise UsageError(f"invalid certificate fields: {fields}") from None
+
+    def task(rt: Any, session: Any) -> str:
+        certificate = issuance.issue_certificate(
+            session,
+            rt.keyring,
+            issuer=_issuer(session, args.issuer),
+            request=request,
+            settings=rt.settings,
+            catalogue=rt.catalogue,
+            now=datetime.now(CST),
+        )
+        return qr_text_of(certificate, rt.settings)
+
+    return _admin_task(args, task)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -296,6 +470,51 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--no-review", action="store_true", help="skip the review-date (复审) check")
     verify.add_argument("--operation", help="require this catalogue item, e.g. 2.1")
     verify.set_defaults(handler=cmd_verify)
+
+    serve = sub.add_parser("serve", help="run the HTTP service (settings: CERTSEAL_* environment variables)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--database", help="database URL (default sqlite:///./certseal.db)")
+    serve.add_argument("--public-base-url", help="base URL printed in QR codes")
+    serve.add_argument("--demo", action="store_true", help="demo mode: demo secrets, demo issuer and certificates")
+    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.set_defaults(handler=cmd_serve)
+
+    def service_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--database", help="database URL (default: CERTSEAL_DATABASE_URL)")
+        command.add_argument("--demo", action="store_true", help="use the demo secrets")
+
+    issuer = sub.add_parser("issuer", help="administer issuers directly in the database")
+    issuer_sub = issuer.add_subparsers(dest="issuer_command", required=True, parser_class=_Parser)
+    create = issuer_sub.add_parser("create", help="create an issuer and its first signing key")
+    create.add_argument("--code", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--region", required=True)
+    create.add_argument("--operations", required=True, help="comma-separated item codes, e.g. 2.1,2.2")
+    create.add_argument("--alg", choices=["ES256", "EdDSA"], default="ES256")
+    service_options(create)
+    create.set_defaults(handler=cmd_issuer_create)
+    api_key = issuer_sub.add_parser("api-key", help="create an issuer API key (printed once)")
+    api_key.add_argument("code")
+    api_key.add_argument("--label", default="")
+    service_options(api_key)
+    api_key.set_defaults(handler=cmd_issuer_api_key)
+    rotate = issuer_sub.add_parser("rotate-key", help="retire the active signing key and start a new one")
+    rotate.add_argument("code")
+    rotate.add_argument("--alg", choices=["ES256", "EdDSA"])
+    service_options(rotate)
+    rotate.set_defaults(handler=cmd_issuer_rotate)
+
+    issue = sub.add_parser("issue", help="issue one certificate and print its QR text")
+    issue.add_argument("--issuer", required=True)
+    issue.add_argument("--name", required=True)
+    issue.add_argument("--id-number", required=True, help="18 characters, or - to read it from stdin")
+    issue.add_argument("--operation", required=True)
+    issue.add_argument("--issue-date", required=True)
+    issue.add_argument("--valid-until")
+    issue.add_argument("--review-due")
+    service_options(issue)
+    issue.set_defaults(handler=cmd_issue)
     return parser
 
 
