@@ -427,6 +427,31 @@ def cmd_issue(args: argparse.Namespace) -> int:
     return _admin_task(args, task)
 
 
+def openapi_yaml() -> str:
+    """The service's OpenAPI schema as YAML, exactly as ``openapi.yaml`` holds it."""
+    import yaml
+
+    from .main import create_app
+    from .settings import Settings
+
+    schema = create_app(Settings.for_demo()).openapi()
+    return yaml.safe_dump(schema, sort_keys=False, allow_unicode=True, width=120)
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    """Write (or with --check, compare) openapi.yaml."""
+    text = openapi_yaml()
+    path = Path(args.out)
+    if args.check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            print(f"{path} is out of date: run certseal openapi --out {path}", file=sys.stderr)
+            return EXIT_REJECT
+        return EXIT_OK
+    path.write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -515,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--review-due")
     service_options(issue)
     issue.set_defaults(handler=cmd_issue)
+
+    openapi = sub.add_parser("openapi", help="write the service's OpenAPI schema as YAML")
+    openapi.add_argument("--out", default="openapi.yaml")
+    openapi.add_argument("--check", action="store_true", help="exit 1 if the file differs from the app")
+    openapi.set_defaults(handler=cmd_openapi)
     return parser
 
 

@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     catalogue_path: Path | None = None
 
     @model_validator(mode="after")
+    def _require_https_base_url(self) -> Settings:
+        from crypto import InvalidInput, normalize_base_url
+
+        try:
+            normalize_base_url(self.public_base_url, allow_insecure_localhost=self.demo or self.dev)
+        except InvalidInput:
+            raise ValueError("CERTSEAL_PUBLIC_BASE_URL must be https://host (http://localhost only in demo)") from None
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Settings:
         for name in DEMO_SECRETS:
             secret: SecretStr | None = getattr(self, name)
