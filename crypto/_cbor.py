@@ -19,7 +19,9 @@ from .errors import Malformed
 
 # A QR code holds < 3 KB; anything longer is not ours and is refused before parsing.
 MAX_ENVELOPE_BYTES = 4096
-_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError, MemoryError)
+# ArithmeticError: cbor2's decimal-fraction and bigfloat tags (4, 5) raise decimal.InvalidOperation or
+# decimal.Overflow for huge exponents, and these can sit in a protected header, parsed before the signature.
+_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, ArithmeticError, RecursionError, MemoryError)
 
 
 def dumps(value: Any) -> bytes:

@@ -103,11 +103,8 @@ def decode(data: bytes) -> Sign1Message:
     return from_cbor_value(_cbor.loads_lenient(bytes(data)))
 
 
-def verify(message: Sign1Message, keys: KeyLookup, *, external_aad: bytes = b"") -> TrustedKey:
-    """Verify ``message``'s signature with the trusted key its kid names and return that key.
-
-    Raises :class:`UnknownKey`, :class:`UnsupportedAlgorithm` or :class:`BadSignature`.
-    """
+def resolve_key(message: Sign1Message, keys: KeyLookup) -> tuple[_algorithms.Algorithm, TrustedKey]:
+    """Find the algorithm and the trusted key that ``message`` names; raise UnsupportedAlgorithm or UnknownKey."""
     kid = message.header(HEADER_KID)
     if type(kid) is not bytes:
         raise UnknownKey("no kid byte string in either header")
@@ -115,6 +112,15 @@ def verify(message: Sign1Message, keys: KeyLookup, *, external_aad: bytes = b"")
     trusted = keys.get(kid)
     if trusted is None:
         raise UnknownKey(f"kid {kid.hex()}")
+    return alg, trusted
+
+
+def verify(message: Sign1Message, keys: KeyLookup, *, external_aad: bytes = b"") -> TrustedKey:
+    """Verify ``message``'s signature with the trusted key its kid names and return that key.
+
+    Raises :class:`UnknownKey`, :class:`UnsupportedAlgorithm` or :class:`BadSignature`.
+    """
+    alg, trusted = resolve_key(message, keys)
     alg.verify(trusted.public_key, message.signature, message.signed_bytes(external_aad))
     return trusted
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from . import _cbor, cose
+from . import _algorithms, _cbor, cose
 from .errors import InvalidInput, Malformed
 from .keys import SigningKey, TrustedKey
 
@@ -42,6 +42,7 @@ SERIAL_RANGE = range(8, 17)
 PHOTO_DIGEST_BYTES = 16
 MAX_HOLDER_NAME_CHARS = 32
 MAX_STATUS_INDEX = 2**32 - 1
+MAX_REVIEW_DAYS = 100_000  # review dates from 1970 to 2243
 MAX_TIMESTAMP = 2**32 - 1  # unsigned 32-bit seconds: good until 2106, and keeps every time 5 bytes
 
 ISSUER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
@@ -183,13 +184,18 @@ class CertificateClaims:
     @classmethod
     def from_cbor(cls, claims: Any) -> CertificateClaims:
         """Read a CWT claims map that must follow the profile exactly; raise :class:`Malformed` otherwise."""
-        if not isinstance(claims, dict) or tuple(claims) != _CLAIM_ORDER:
+        # The type test matters: CBOR true or 1.0 as a key compares equal to 1 in Python.
+        if not isinstance(claims, dict) or tuple(claims) != _CLAIM_ORDER or not all(type(k) is int for k in claims):
             raise Malformed("CWT claims are not exactly iss, exp, nbf, iat, cti and the certificate, in order")
         certificate = claims[CLAIM_CERTIFICATE]
         if not isinstance(certificate, dict):
             raise Malformed("certificate claim is not a map")
         fields = list(certificate)
-        if not (_CERT_REQUIRED <= set(fields) <= _CERT_KEYS) or fields != sorted(fields):
+        if (
+            not all(type(k) is int for k in fields)
+            or not (_CERT_REQUIRED <= set(fields) <= _CERT_KEYS)
+            or fields != sorted(fields)
+        ):
             raise Malformed("certificate claim has missing, unknown or unordered fields")
         operation = certificate[CERT_OPERATION]
         review_days = certificate.get(CERT_REVIEW_DUE)
@@ -197,7 +203,7 @@ class CertificateClaims:
             isinstance(operation, list)
             and len(operation) == 2
             and all(type(part) is int for part in operation)
-            and (review_days is None or (type(review_days) is int and 0 <= review_days < 100_000))
+            and (review_days is None or (type(review_days) is int and 0 <= review_days < MAX_REVIEW_DAYS))
         ):
             raise Malformed("operation or review date has the wrong type")
         try:
@@ -242,7 +248,11 @@ def _claims_problem(claims: CertificateClaims) -> str | None:
             and claims.operation.item > 0,
             "operation",
         ),
-        (claims.review_due is None or isinstance(claims.review_due, date), "review date"),
+        (
+            claims.review_due is None
+            or (isinstance(claims.review_due, date) and 0 <= (claims.review_due - EPOCH_DATE).days < MAX_REVIEW_DAYS),
+            "review date",
+        ),
         (
             claims.photo_digest is None
             or (type(claims.photo_digest) is bytes and len(claims.photo_digest) == PHOTO_DIGEST_BYTES),
@@ -344,13 +354,45 @@ def _protected_header(protected_bytes: bytes) -> dict[int, Any]:
     return header
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedEnvelope:
+    """A profile-conformant envelope whose kid names a trusted key; its signature is not yet checked.
+
+    The two steps are apart so that a server can run :meth:`check_signature` (which releases the
+    GIL in OpenSSL) on a worker thread and everything else on its event loop.
+    """
+
+    envelope: bytes
+    message: cose.Sign1Message
+    algorithm: _algorithms.Algorithm
+    trusted: TrustedKey
+
+    def check_signature(self) -> None:
+        """Raise :class:`BadSignature` unless the signature verifies with the trusted key."""
+        self.algorithm.verify(self.trusted.public_key, self.message.signature, self.message.signed_bytes())
+
+    def certificate(self) -> SignedCertificate:
+        """Decode the claims strictly; call only after :meth:`check_signature` passed."""
+        claims = CertificateClaims.from_cbor(_cbor.loads_strict(self.message.payload, check_key_order=False))
+        return SignedCertificate(claims, self.trusted.kid, self.algorithm.cose_id, self.trusted, self.envelope)
+
+
+def open_envelope(envelope: bytes, keys: cose.KeyLookup) -> OpenedEnvelope:
+    """Check ``envelope``'s shape against the strict profile and find its trusted key.
+
+    Raises :class:`Malformed`, :class:`UnsupportedAlgorithm` or :class:`UnknownKey`.
+    """
+    message = _parse_envelope(envelope)
+    algorithm, trusted = cose.resolve_key(message, keys)
+    return OpenedEnvelope(envelope, message, algorithm, trusted)
+
+
 def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate:
     """Check ``envelope`` against the strict profile and its signature against ``keys``.
 
     Raises :class:`Malformed`, :class:`UnsupportedAlgorithm`, :class:`UnknownKey` or
     :class:`BadSignature`. Time and status are judged separately (``crypto.policy``).
     """
-    message = _parse_envelope(envelope)
-    trusted = cose.verify(message, keys)
-    claims = CertificateClaims.from_cbor(_cbor.loads_strict(message.payload, check_key_order=False))
-    return SignedCertificate(claims, trusted.kid, message.protected[cose.HEADER_ALG], trusted, envelope)
+    opened = open_envelope(envelope, keys)
+    opened.check_signature()
+    return opened.certificate()
