@@ -26,12 +26,12 @@ from .services.events import EventRecorder
 from .settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     """The app's database engine."""
     return request.app.state.engine  # type: ignore[no-any-return]
 
@@ -42,17 +42,17 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_keyring(request: Request) -> Keyring:
+async def get_keyring(request: Request) -> Keyring:
     """The app's signing and verifying keys."""
     return request.app.state.keyring  # type: ignore[no-any-return]
 
 
-def get_catalogue(request: Request) -> Catalogue:
+async def get_catalogue(request: Request) -> Catalogue:
     """The operation catalogue."""
     return request.app.state.catalogue  # type: ignore[no-any-return]
 
 
-def get_events(request: Request) -> EventRecorder:
+async def get_events(request: Request) -> EventRecorder:
     """The verification event recorder."""
     return request.app.state.events  # type: ignore[no-any-return]
 
@@ -116,18 +116,22 @@ def get_principal(credentials: CredentialsDep, session: SessionDep, settings: Se
     return principal
 
 
-def get_optional_app(credentials: CredentialsDep, session: SessionDep, settings: SettingsDep) -> Principal | None:
-    """For public endpoints: a valid key raises limits, an invalid one is an error, none is fine."""
-    if credentials is None:
+def optional_client(request: Request) -> Principal | None:
+    """For public endpoints: a valid key raises limits, an invalid one is 401, none is fine."""
+    header = request.headers.get("authorization")
+    if header is None:
         return None
-    principal = _resolve(credentials.credentials, session, settings)
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "use Authorization: Bearer <API key>")
+    with Session(request.app.state.engine) as session:
+        principal = _resolve(token.strip(), session, request.app.state.settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "the token is not valid")
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-OptionalClientDep = Annotated[Principal | None, Depends(get_optional_app)]
 
 
 def require_admin(principal: PrincipalDep) -> Principal:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("certseal.api")
@@ -49,9 +50,22 @@ _STATUS_CODES = {
 }
 
 
-def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_details(
+    exc: RequestValidationError | ValidationError, prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     # Location and error type only: never the input, never pydantic's message (it may quote input).
-    return [{"loc": [str(part) for part in error.get("loc", ())], "type": error.get("type")} for error in exc.errors()]
+    return [
+        {"loc": [*prefix, *(str(part) for part in error.get("loc", ()))], "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    """Turn a body's pydantic error into the 400 (not JSON) or 422 (wrong shape) ApiError."""
+    details = _validation_details(exc, ("body",))
+    if any(d["type"] == "json_invalid" for d in details):
+        return ApiError(400, "invalid_json", "request body is not valid JSON")
+    return ApiError(422, "validation_error", "request does not match the schema", details)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -60,6 +74,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         headers = {"Retry-After": "3600"} if exc.status == 429 else None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750 section 3: every 401 names the scheme
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

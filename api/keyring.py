@@ -11,9 +11,9 @@ import base64
 import threading
 from datetime import datetime
 
+import sqlmodel
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-import sqlmodel
 from sqlmodel import Session
 
 import crypto
@@ -104,7 +104,12 @@ def public_jwk(pem: str) -> dict[str, str]:
 
     if isinstance(key, ec.EllipticCurvePublicKey):
         numbers = key.public_numbers()
-        return {"kty": "EC", "crv": "P-256", "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))}
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64(numbers.x.to_bytes(32, "big")),
+            "y": b64(numbers.y.to_bytes(32, "big")),
+        }
     if isinstance(key, ed25519.Ed25519PublicKey):
         return {"kty": "OKP", "crv": "Ed25519", "x": b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))}
     raise crypto.UnsupportedAlgorithm("only ES256 and Ed25519 keys are published as JWK")

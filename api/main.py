@@ -45,10 +45,12 @@ def create_app(settings: Settings) -> FastAPI:
         events = EventRecorder(engine, settings.event_flush_seconds)
         events.start()
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
+        app.state.signature_pool = verify.signature_pool()
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
+            app.state.signature_pool.shutdown(wait=True)
             events.stop()
             engine.dispose()
 
@@ -63,7 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
-    for router in (health.router, issuers.router, certificates.router, verify.router, keys.router):
+    # Verify first: routes are matched in order and it is by far the most called.
+    for router in (verify.router, health.router, keys.router, certificates.router, issuers.router):
         app.include_router(router)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(

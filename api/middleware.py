@@ -23,24 +23,32 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await _reject(send)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await _reject(send)
+                return
         received = 0
         response_started = False
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if too_large:
+                # The app may catch the aborted body read and answer itself (FastAPI answers 400 "error
+                # parsing the body"): whatever it sends, the client gets the 413.
+                if not response_started:
+                    response_started = True
+                    await _reject(send)
+                return
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 

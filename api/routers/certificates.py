@@ -51,7 +51,9 @@ def qr_text_of(certificate: Certificate, settings: Settings) -> str:
     )
 
 
-def certificate_out(certificate: Certificate, issuer: Issuer, settings: Settings, catalogue: Catalogue) -> CertificateOut:
+def certificate_out(
+    certificate: Certificate, issuer: Issuer, settings: Settings, catalogue: Catalogue
+) -> CertificateOut:
     """Describe a certificate for its issuer."""
     operation = crypto.Operation.parse(certificate.operation)
     item = catalogue.get(operation)
@@ -88,7 +90,9 @@ def certificate_out(certificate: Certificate, issuer: Issuer, settings: Settings
 def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
     if record.request_hash != request_hash:
         raise ApiError(409, "idempotency_conflict", "this Idempotency-Key was used with a different request")
-    return JSONResponse(json.loads(record.response_body), status_code=record.status_code, headers={"Idempotent-Replay": "true"})
+    return JSONResponse(
+        json.loads(record.response_body), status_code=record.status_code, headers={"Idempotent-Replay": "true"}
+    )
 
 
 def _stored_record(session: Session, principal: str, key: str) -> IdempotencyRecord | None:
@@ -172,7 +176,10 @@ def list_certificates(
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     rows = session.exec(query.order_by(Certificate.created_at.desc(), Certificate.id).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
     return CertificatePage(
-        items=[certificate_out(row, issuer, settings, catalogue) for row in rows], total=total, limit=limit, offset=offset
+        items=[certificate_out(row, issuer, settings, catalogue) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -250,7 +257,9 @@ def photo(
     if certificate.photo is None:
         raise ApiError(404, "photo_not_found", "the certificate has no photo")
     return Response(
-        certificate.photo, media_type=certificate.photo_type or "image/jpeg", headers={"Cache-Control": "private, max-age=300"}
+        certificate.photo,
+        media_type=certificate.photo_type or "image/jpeg",
+        headers={"Cache-Control": "private, max-age=300"},
     )
 
 
@@ -263,7 +272,9 @@ def _status_change(
     settings: Settings,
     catalogue: Catalogue,
 ) -> CertificateOut:
-    issuance.change_status(session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}")
+    issuance.change_status(
+        session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
+    )
     session.commit()
     return certificate_out(certificate, issuer, settings, catalogue)
 
@@ -271,7 +282,9 @@ def _status_change(
 _STATUS_RESPONSES: dict[int | str, dict[str, object]] = {409: {"model": ErrorResponse}}
 
 
-@router.post("/{certificate_id}/suspend", response_model=CertificateOut, summary="Suspend (暂扣)", responses=_STATUS_RESPONSES)
+@router.post(
+    "/{certificate_id}/suspend", response_model=CertificateOut, summary="Suspend (暂扣)", responses=_STATUS_RESPONSES
+)
 def suspend(
     body: StatusChange,
     certificate: OwnedCertificateDep,
@@ -284,7 +297,12 @@ def suspend(
     return _status_change("suspend", body, certificate, issuer, session, settings, catalogue)
 
 
-@router.post("/{certificate_id}/reinstate", response_model=CertificateOut, summary="Reinstate a suspended certificate", responses=_STATUS_RESPONSES)
+@router.post(
+    "/{certificate_id}/reinstate",
+    response_model=CertificateOut,
+    summary="Reinstate a suspended certificate",
+    responses=_STATUS_RESPONSES,
+)
 def reinstate(
     body: StatusChange,
     certificate: OwnedCertificateDep,
@@ -297,7 +315,12 @@ def reinstate(
     return _status_change("reinstate", body, certificate, issuer, session, settings, catalogue)
 
 
-@router.post("/{certificate_id}/revoke", response_model=CertificateOut, summary="Revoke (吊销); final", responses=_STATUS_RESPONSES)
+@router.post(
+    "/{certificate_id}/revoke",
+    response_model=CertificateOut,
+    summary="Revoke (吊销); final",
+    responses=_STATUS_RESPONSES,
+)
 def revoke(
     body: StatusChange,
     certificate: OwnedCertificateDep,
@@ -310,7 +333,12 @@ def revoke(
     return _status_change("revoke", body, certificate, issuer, session, settings, catalogue)
 
 
-@router.post("/{certificate_id}/review", response_model=CertificateOut, summary="Record a passed review (复审)", responses=_STATUS_RESPONSES)
+@router.post(
+    "/{certificate_id}/review",
+    response_model=CertificateOut,
+    summary="Record a passed review (复审)",
+    responses=_STATUS_RESPONSES,
+)
 def review(
     body: ReviewRecord,
     certificate: OwnedCertificateDep,
@@ -321,6 +349,8 @@ def review(
 ) -> CertificateOut:
     """Set the next review date; online verification uses it instead of the signed one."""
     next_due = body.next_review_due or issuance.add_years(datetime.now(CST).date(), settings.review_interval_years)
-    issuance.record_review(session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}")
+    issuance.record_review(
+        session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}"
+    )
     session.commit()
     return certificate_out(certificate, issuer, settings, catalogue)

@@ -21,7 +21,9 @@ from ..deps import AdminDep, CatalogueDep, KeyringDep, ManagedIssuerDep, PathIss
 from ..models import Issuer, SigningKeyRow
 from ..services import issuance
 
-router = APIRouter(prefix="/v1", tags=["issuers"], responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}})
+router = APIRouter(
+    prefix="/v1", tags=["issuers"], responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}}
+)
 
 
 def issuer_out(session: SessionDep, issuer: Issuer) -> IssuerOut:
@@ -84,7 +86,9 @@ def set_scope(
     response_model=ApiKeyOut,
     summary="Create an issuer API key, shown once (admin)",
 )
-def create_issuer_api_key(body: ApiKeyCreate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep) -> ApiKeyOut:
+def create_issuer_api_key(
+    body: ApiKeyCreate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
+) -> ApiKeyOut:
     """Return a new API key for the issuer; only its hash is stored, so it cannot be shown again."""
     row, token = issuance.create_api_key(session, issuer=issuer, label=body.label)
     session.commit()
@@ -123,7 +127,9 @@ def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDe
     summary="Revoke a signing key: its certificates are rejected with key_revoked (admin)",
     responses={404: {"model": ErrorResponse}},
 )
-def revoke_key(body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep) -> SigningKeyOut:
+def revoke_key(
+    body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
+) -> SigningKeyOut:
     """Revoke a key, e.g. after a compromise; rotate afterwards so the issuer can sign again."""
     row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason)
     session.commit()
