@@ -17,6 +17,7 @@ Writes OUTDIR/<condition>_<nn>.png and OUTDIR/manifest.json:
 Usage: python3 make_frames.py OUTDIR [--per-condition N] [--seed S]
 Needs: qrcode, pillow, numpy.
 """
+
 import argparse
 import io
 import json
@@ -40,8 +41,18 @@ PAPER_MARGIN = 8  # modules of white paper around the 4-module quiet zone
 #   ink: ink reflectance (0.06 = black toner; higher = low contrast);
 #   flare: additive veiling glare (0..1); noise: gaussian sigma in 8-bit levels;
 #   grad: illumination gradient amplitude; jpeg: JPEG quality or None.
-BASE = dict(mod=(4.2, 5.0), rot=(0, 2), tilt=(0, 0.03), blur=0.5, light=(0.85, 0.95),
-            ink=0.06, flare=0.0, noise=2.0, grad=(0.0, 0.1), jpeg=None)
+BASE = dict(
+    mod=(4.2, 5.0),
+    rot=(0, 2),
+    tilt=(0, 0.03),
+    blur=0.5,
+    light=(0.85, 0.95),
+    ink=0.06,
+    flare=0.0,
+    noise=2.0,
+    grad=(0.0, 0.1),
+    jpeg=None,
+)
 CONDITIONS = [
     ("clean", "sharp, well lit, module ~4.6px", {}),
     ("blur1.0", "gaussian blur sigma 1.0px", dict(blur=1.0)),
@@ -49,10 +60,12 @@ CONDITIONS = [
     ("blur2.0", "gaussian blur sigma 2.0px", dict(blur=2.0)),
     ("blur2.5", "gaussian blur sigma 2.5px", dict(blur=2.5)),
     ("dim", "paper white ~0.25 (~64/255), noise 4", dict(light=(0.22, 0.28), noise=4.0)),
-    ("lowcontrast", "ink 0.55 + glare: ~45 levels between ink and paper",
-     dict(ink=0.55, flare=0.15, light=(0.55, 0.65))),
-    ("dim+lowcontrast", "white ~70, black ~45, noise 4",
-     dict(ink=0.5, light=(0.25, 0.3), flare=0.02, noise=4.0)),
+    (
+        "lowcontrast",
+        "ink 0.55 + glare: ~45 levels between ink and paper",
+        dict(ink=0.55, flare=0.15, light=(0.55, 0.65)),
+    ),
+    ("dim+lowcontrast", "white ~70, black ~45, noise 4", dict(ink=0.5, light=(0.25, 0.3), flare=0.02, noise=4.0)),
     ("noise12", "gaussian noise sigma 12 levels", dict(noise=12.0)),
     ("noise24", "gaussian noise sigma 24 levels", dict(noise=24.0)),
     ("rot5", "rotation 3-7 deg", dict(rot=(3, 7))),
@@ -60,12 +73,38 @@ CONDITIONS = [
     ("rot25", "rotation 20-30 deg", dict(rot=(20, 30))),
     ("tilt", "perspective keystone 10-20%, rot 0-8 deg", dict(tilt=(0.10, 0.20), rot=(0, 8))),
     ("small", "far away: module 2.6-3.2px", dict(mod=(2.6, 3.2))),
-    ("camera", "mix: module 3.6-4.6, blur 1.2, white ~0.5, ink 0.3, noise 6, rot 0-8, tilt 0-10%, gradient, JPEG 70",
-     dict(mod=(3.6, 4.6), blur=1.2, light=(0.45, 0.55), ink=0.3, flare=0.03, noise=6.0,
-          rot=(0, 8), tilt=(0, 0.10), grad=(0.2, 0.4), jpeg=70)),
-    ("camera-hard", "mix: module 3.2-4.0, blur 1.6, white ~0.35, ink 0.45, noise 8, rot 0-12, tilt 5-15%, gradient, JPEG 60",
-     dict(mod=(3.2, 4.0), blur=1.6, light=(0.3, 0.4), ink=0.45, flare=0.03, noise=8.0,
-          rot=(0, 12), tilt=(0.05, 0.15), grad=(0.3, 0.5), jpeg=60)),
+    (
+        "camera",
+        "mix: module 3.6-4.6, blur 1.2, white ~0.5, ink 0.3, noise 6, rot 0-8, tilt 0-10%, gradient, JPEG 70",
+        dict(
+            mod=(3.6, 4.6),
+            blur=1.2,
+            light=(0.45, 0.55),
+            ink=0.3,
+            flare=0.03,
+            noise=6.0,
+            rot=(0, 8),
+            tilt=(0, 0.10),
+            grad=(0.2, 0.4),
+            jpeg=70,
+        ),
+    ),
+    (
+        "camera-hard",
+        "mix: module 3.2-4.0, blur 1.6, white ~0.35, ink 0.45, noise 8, rot 0-12, tilt 5-15%, gradient, JPEG 60",
+        dict(
+            mod=(3.2, 4.0),
+            blur=1.6,
+            light=(0.3, 0.4),
+            ink=0.45,
+            flare=0.03,
+            noise=8.0,
+            rot=(0, 12),
+            tilt=(0.05, 0.15),
+            grad=(0.3, 0.5),
+            jpeg=60,
+        ),
+    ),
 ]
 
 
@@ -86,9 +125,11 @@ def perspective_coeffs(dst, src):
     """Coefficients for PIL PERSPECTIVE mapping output points dst -> input points src."""
     a = []
     b = []
-    for (x, y), (u, v) in zip(dst, src):
-        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y]); b.append(u)
-        a.append([0, 0, 0, x, y, 1, -v * x, -v * y]); b.append(v)
+    for (x, y), (u, v) in zip(dst, src, strict=False):
+        a.append([x, y, 1, 0, 0, 0, -u * x, -u * y])
+        b.append(u)
+        a.append([0, 0, 0, x, y, 1, -v * x, -v * y])
+        b.append(v)
     return np.linalg.solve(np.array(a, float), np.array(b, float)).tolist()
 
 
@@ -98,9 +139,8 @@ def render(rng, matrix, p):
     # reflectance image of the paper with the QR code, 8 px per module (nearest)
     px = 8
     refl = np.ones((side_mod, side_mod), np.float32)
-    refl[PAPER_MARGIN:PAPER_MARGIN + n, PAPER_MARGIN:PAPER_MARGIN + n] = np.where(matrix, p["ink"], 1.0)
-    src = Image.fromarray((refl * 255).astype(np.uint8), "L").resize(
-        (side_mod * px, side_mod * px), Image.NEAREST)
+    refl[PAPER_MARGIN : PAPER_MARGIN + n, PAPER_MARGIN : PAPER_MARGIN + n] = np.where(matrix, p["ink"], 1.0)
+    src = Image.fromarray((refl * 255).astype(np.uint8), "L").resize((side_mod * px, side_mod * px), Image.NEAREST)
 
     mod = draw(rng, p["mod"])
     rot = np.radians(draw(rng, p["rot"]) * rng.choice([-1, 1]))
@@ -109,7 +149,8 @@ def render(rng, matrix, p):
     half = side_mod * mod / 2
     sq = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float)
     if tilt:
-        axis = rng.choice([0, 1]); sign = rng.choice([-1, 1])
+        axis = rng.choice([0, 1])
+        sign = rng.choice([-1, 1])
         other = 1 - axis
         sq[:, other] *= 1 + sign * tilt * sq[:, axis]
     c, s = np.cos(rot), np.sin(rot)

@@ -1,0 +1,335 @@
+"""Shared fixtures: certseal's own vectors (``tests/vectors/certseal``), the fixed test keys, a genuine credential."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import crypto
+from crypto import CST, CertificateClaims, Operation, SigningKey, TrustStore
+
+CERTSEAL_VECTOR_DIR = Path(__file__).parent / "vectors" / "certseal"
+TEST_KEY_DIR = CERTSEAL_VECTOR_DIR / "keys"
+TEST_KEY_PASSPHRASE = b"certseal-test-vectors-only"  # public, test-only (see tests/vectors/make_vectors.py)
+TEST_BASE_URL = "https://cert.example.gov.cn"
+TEST_ID_NUMBER = "440106198503122432"  # synthetic, valid GB 11643 check character
+INSIDE_VALIDITY = datetime(2027, 3, 15, 9, 30, tzinfo=CST)
+
+# Fixture name -> which certseal vectors it is parametrized with (ids = file names).
+_VECTOR_FIXTURES: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "certseal_vector": lambda vector: True,
+    "accept_vector": lambda vector: vector["expected"]["decision"] == "accept",
+    "reject_vector": lambda vector: vector["expected"]["decision"] == "reject",
+    "envelope_vector": lambda vector: vector["envelope_hex"] is not None,
+}
+
+
+def _load_certseal_vectors() -> list[tuple[str, dict[str, Any]]]:
+    paths = sorted(CERTSEAL_VECTOR_DIR.glob("*.json"))
+    return [(path.name, json.loads(path.read_text(encoding="utf-8"))) for path in paths]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``certseal_vector``, ``accept_vector``, ``reject_vector`` and ``envelope_vector``."""
+    for name, wanted in _VECTOR_FIXTURES.items():
+        if name in metafunc.fixturenames:
+            chosen = [(file, vector) for file, vector in _load_certseal_vectors() if wanted(vector)]
+            metafunc.parametrize(name, [vector for _, vector in chosen], ids=[file for file, _ in chosen])
+
+
+def _load_test_key(name: str) -> SigningKey:
+    return SigningKey.from_pem((TEST_KEY_DIR / f"{name}.pem").read_bytes(), TEST_KEY_PASSPHRASE)
+
+
+@pytest.fixture(scope="session")
+def es256_key() -> SigningKey:
+    """The committed ES256 test issuer key."""
+    return _load_test_key("es256-issuer")
+
+
+@pytest.fixture(scope="session")
+def eddsa_key() -> SigningKey:
+    """The committed Ed25519 test issuer key."""
+    return _load_test_key("eddsa-issuer")
+
+
+@pytest.fixture(scope="session")
+def other_key() -> SigningKey:
+    """A second ES256 test key that no test trust store trusts."""
+    return _load_test_key("es256-other")
+
+
+@pytest.fixture(scope="session")
+def trust(es256_key: SigningKey, eddsa_key: SigningKey) -> TrustStore:
+    """A trust store with both test issuer keys under their SPKI kids."""
+    store = TrustStore()
+    store.add(es256_key.public_key)
+    store.add(eddsa_key.public_key)
+    return store
+
+
+@pytest.fixture(scope="session")
+def full_claims() -> CertificateClaims:
+    """A welding certificate with every field, valid 2025-05-02 through 2031-05-01 (CST)."""
+    return CertificateClaims.issue(
+        issuer="CN-44",
+        holder_name="欧阳晓峰",
+        masked_id=crypto.mask_visible(TEST_ID_NUMBER),
+        operation=Operation(2, 1),
+        valid_from=date(2025, 5, 2),
+        valid_until=date(2031, 5, 1),
+        review_due=date(2028, 5, 1),
+        photo_digest=crypto.photo_digest(b"certseal test photo"),
+        status_index=1_048_577,
+        serial=bytes.fromhex("5a17c0de00000001"),
+        issued_at=datetime(2025, 4, 28, 10, 0, tzinfo=CST),
+    )
+
+
+@pytest.fixture(scope="session")
+def genuine_envelope(full_claims: CertificateClaims, es256_key: SigningKey) -> bytes:
+    """The full certificate signed by the library with the ES256 test key."""
+    return crypto.sign_certificate(full_claims, es256_key)
+
+
+@pytest.fixture(scope="session")
+def genuine_qr_text(genuine_envelope: bytes) -> str:
+    """The QR text of :func:`genuine_envelope` under the test base URL."""
+    return crypto.encode_qr_text(genuine_envelope, TEST_BASE_URL)
+
+
+@pytest.fixture(scope="session")
+def vector_trust() -> Callable[[dict[str, Any]], TrustStore]:
+    """Return a function that builds a vector's trust store (its trust key, else its signer key)."""
+
+    def build(vector: dict[str, Any]) -> TrustStore:
+        store = TrustStore()
+        store.add(crypto.load_public_key(vector.get("trust_public_key_pem", vector["public_key_pem"]).encode()))
+        return store
+
+    return build
+
+
+def verdict_of(run: Callable[[], Any]) -> tuple[str | None, Any]:
+    """Run a verification and return ``(None, result)`` or ``(error code, None)``."""
+    try:
+        return None, run()
+    except crypto.VerificationError as error:
+        return error.code, None
+
+
+@pytest.fixture(scope="session")
+def verdict() -> Callable[[Callable[[], Any]], tuple[str | None, Any]]:
+    """Return :func:`verdict_of`: a verification's error code or its result."""
+    return verdict_of
+
+
+# ---------------------------------------------------------------------------------------------------
+# API fixtures (tests/test_api_*.py): a fresh app on a temporary SQLite file per test.
+# ---------------------------------------------------------------------------------------------------
+
+import os  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import timedelta  # noqa: E402
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+from sqlmodel import Session, select  # noqa: E402
+
+from api.main import create_app  # noqa: E402
+from api.models import Issuer, SigningKeyRow  # noqa: E402
+from api.settings import DEMO_SECRETS, Settings  # noqa: E402
+from schemas.idnumber import check_character  # noqa: E402
+
+API_ADMIN_TOKEN = DEMO_SECRETS["admin_token"]
+API_ISSUER_OPERATIONS = ["2.1", "2.2", "1.2"]
+
+
+def id_number_for(birth: date, *, region: str = "440106", sequence: int = 123, check: str | None = None) -> str:
+    """A valid GB 11643 number for ``birth``; with ``check``, the first sequence from ``sequence`` ending in it."""
+    for candidate in range(sequence, sequence + 1000):
+        first17 = f"{region}{birth:%Y%m%d}{candidate % 1000:03d}"
+        if check is None or check_character(first17) == check:
+            return first17 + check_character(first17)
+    raise AssertionError(f"no sequence gives check character {check}")
+
+
+def today_cst() -> date:
+    """Today's calendar date in China Standard Time, as the service sees it."""
+    return datetime.now(CST).date()
+
+
+@dataclass(frozen=True)
+class ApiIssuer:
+    """An issuer created through the API, with the bearer headers of its API key."""
+
+    code: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
+    """Build demo settings on this test's SQLite file, ignoring any CERTSEAL_* in the environment."""
+    for name in list(os.environ):
+        if name.startswith("CERTSEAL_"):
+            monkeypatch.delenv(name)
+    database_url = f"sqlite:///{tmp_path / 'certseal.db'}"
+
+    def build(**overrides: Any) -> Settings:
+        return Settings.for_demo(**{"database_url": database_url, **overrides})
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Demo settings (published demo secrets) on a temporary SQLite file."""
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    """The certseal app for :func:`settings` (the lifespan runs inside :func:`app_client`)."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def app_client(app: FastAPI) -> Iterator[TestClient]:
+    """A test client with the app's lifespan running."""
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    """Bearer headers with the demo admin token."""
+    return {"Authorization": f"Bearer {API_ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def make_issuer(app_client: TestClient, admin_headers: dict[str, str]) -> Callable[..., ApiIssuer]:
+    """Return a function creating an issuer and an issuer API key through the admin API."""
+
+    def create(code: str, operations: list[str] | None = None, *, alg: str = "ES256") -> ApiIssuer:
+        created = app_client.post(
+            "/v1/issuers",
+            json={
+                "code": code,
+                "name": f"{code} 应急管理厅",
+                "region": code,
+                "operations": operations or ["2.1"],
+                "alg": alg,
+            },
+            headers=admin_headers,
+        )
+        assert created.status_code == 201, created.text
+        key = app_client.post(f"/v1/issuers/{code}/api-keys", json={"label": "tests"}, headers=admin_headers)
+        assert key.status_code == 201, key.text
+        return ApiIssuer(code, {"Authorization": f"Bearer {key.json()['token']}"}, created.json())
+
+    return create
+
+
+@pytest.fixture
+def issuer(make_issuer: Callable[..., ApiIssuer]) -> ApiIssuer:
+    """Issuer CN-44 with operations 2.1, 2.2 and 1.2 and its API key."""
+    return make_issuer("CN-44", API_ISSUER_OPERATIONS)
+
+
+@pytest.fixture
+def other_issuer(make_issuer: Callable[..., ApiIssuer]) -> ApiIssuer:
+    """A second issuer, CN-11, with operation 2.1 and its own API key."""
+    return make_issuer("CN-11", ["2.1"])
+
+
+def api_certificate_body(**overrides: Any) -> dict[str, Any]:
+    """A valid issuance request body (welding 2.1, issued today, holder born 1985-03-12)."""
+    body: dict[str, Any] = {
+        "holder_name": "张伟",
+        "holder_id_number": id_number_for(date(1985, 3, 12)),
+        "operation": "2.1",
+        "issue_date": today_cst().isoformat(),
+    }
+    body.update(overrides)
+    return {name: value for name, value in body.items() if value is not None}
+
+
+@pytest.fixture
+def issue(app_client: TestClient) -> Callable[..., dict[str, Any]]:
+    """Return a function issuing a certificate for an issuer (body overrides as keywords); asserts 201."""
+
+    def run(by: ApiIssuer, **overrides: Any) -> dict[str, Any]:
+        response = app_client.post("/v1/certificates", json=api_certificate_body(**overrides), headers=by.headers)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    return run
+
+
+@pytest.fixture
+def verify(app_client: TestClient) -> Callable[..., dict[str, Any]]:
+    """Return a function calling POST /v1/verify with a QR text (and options); asserts 200."""
+
+    def run(qr: str, **options: Any) -> dict[str, Any]:
+        response = app_client.post("/v1/verify", json={"qr": qr, **options})
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    return run
+
+
+@pytest.fixture
+def issuer_signing_key(app: FastAPI, app_client: TestClient) -> Callable[[str], SigningKey]:
+    """Return a function giving an issuer's active private key from the app's own keyring."""
+
+    def get(code: str) -> SigningKey:
+        with Session(app.state.engine) as session:
+            row = session.exec(
+                select(SigningKeyRow)
+                .join(Issuer, Issuer.id == SigningKeyRow.issuer_id)  # type: ignore[arg-type]
+                .where(Issuer.code == code, SigningKeyRow.state == "active")
+            ).one()
+        return app.state.keyring.signing_key(row)  # type: ignore[no-any-return]
+
+    return get
+
+
+def api_certificate_claims(**overrides: Any) -> CertificateClaims:
+    """Claims of a CN-44 welding certificate valid today for six years (for hand-signed credentials)."""
+    start = today_cst()
+    fields: dict[str, Any] = {
+        "issuer": "CN-44",
+        "holder_name": "李强",
+        "masked_id": crypto.mask_visible(id_number_for(date(1990, 7, 1))),
+        "operation": Operation(2, 1),
+        "valid_from": start,
+        "valid_until": start + timedelta(days=6 * 365),
+        "review_due": start + timedelta(days=3 * 365),
+    }
+    fields.update(overrides)
+    return CertificateClaims.issue(**fields)
+
+
+@pytest.fixture(scope="session")
+def make_id_number() -> Callable[..., str]:
+    """Return :func:`id_number_for`: a valid ID number for a birth date (optionally with a given check character)."""
+    return id_number_for
+
+
+@pytest.fixture(scope="session")
+def certificate_body() -> Callable[..., dict[str, Any]]:
+    """Return :func:`api_certificate_body`: a valid issuance body with overrides (None drops a field)."""
+    return api_certificate_body
+
+
+@pytest.fixture(scope="session")
+def make_claims() -> Callable[..., CertificateClaims]:
+    """Return :func:`api_certificate_claims`: claims for a credential signed by hand in a test."""
+    return api_certificate_claims
