@@ -9,8 +9,27 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 def utcnow() -> datetime:
@@ -35,7 +54,7 @@ class Issuer(SQLModel, table=True):
     # Operation item codes ("2.1", ...) this issuer may certify; checked at issuance and at verification.
     operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     next_status_index: int = 0
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class SigningKeyRow(SQLModel, table=True):
@@ -49,10 +68,10 @@ class SigningKeyRow(SQLModel, table=True):
     state: str = Field(default="active", max_length=10)  # active | retired | revoked
     public_key_pem: str
     encrypted_private_key: str
-    not_before: datetime = Field(default_factory=utcnow)
-    not_after: datetime | None = None
-    retired_at: datetime | None = None
-    revoked_at: datetime | None = None
+    not_before: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    not_after: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     revocation_reason: str | None = Field(default=None, max_length=500)
 
 
@@ -67,8 +86,8 @@ class ApiKey(SQLModel, table=True):
     scope: str = Field(max_length=10)  # issuer | app
     issuer_id: str | None = Field(default=None, foreign_key="issuers.id", index=True)
     label: str = Field(default="", max_length=200)
-    created_at: datetime = Field(default_factory=utcnow)
-    revoked_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class Certificate(SQLModel, table=True):
@@ -94,10 +113,10 @@ class Certificate(SQLModel, table=True):
     status_index: int
     status: str = Field(default="valid", index=True, max_length=10)  # valid | suspended | revoked
     status_reason: str | None = Field(default=None, max_length=500)
-    status_changed_at: datetime | None = None
+    status_changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     envelope_sha256: str = Field(max_length=64)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
 
 
 class StatusEvent(SQLModel, table=True):
@@ -110,7 +129,7 @@ class StatusEvent(SQLModel, table=True):
     action: str = Field(max_length=12)
     reason: str | None = Field(default=None, max_length=500)
     actor: str = Field(max_length=64)
-    at: datetime = Field(default_factory=utcnow)
+    at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class VerificationEvent(SQLModel, table=True):
@@ -119,7 +138,7 @@ class VerificationEvent(SQLModel, table=True):
     __tablename__ = "verification_events"
 
     id: str = Field(default_factory=new_id, primary_key=True)
-    at: datetime = Field(index=True)
+    at: datetime = Field(index=True, sa_type=UtcDateTime)
     serial: str | None = Field(default=None, index=True, max_length=32)
     issuer_code: str | None = Field(default=None, max_length=16)
     decision: str = Field(max_length=8)
@@ -136,7 +155,7 @@ class HolderCheckFailure(SQLModel, table=True):
 
     id: str = Field(default_factory=new_id, primary_key=True)
     certificate_id: str = Field(foreign_key="certificates.id", index=True)
-    at: datetime = Field(default_factory=utcnow, index=True)
+    at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -151,4 +170,4 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     status_code: int
     response_body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -47,29 +47,32 @@ class Algorithm(Protocol):
         """Raise :class:`BadSignature` unless ``signature`` is valid over ``message``."""
 
 
-@dataclass(frozen=True)
 class _Ecdsa:
-    cose_id: int
-    name: str
-    curve: type[ec.EllipticCurve]
-    hash: type[hashes.HashAlgorithm]
-    size: int  # bytes of r and of s
+    def __init__(
+        self, cose_id: int, name: str, curve: type[ec.EllipticCurve], digest: type[hashes.HashAlgorithm], size: int
+    ) -> None:
+        self.cose_id = cose_id
+        self.name = name
+        self.curve = curve
+        self.size = size  # bytes of r and of s
+        self._ecdsa = ec.ECDSA(digest())  # immutable; made once instead of on every verification
 
     def accepts(self, key: PublicKey) -> bool:
         return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, self.curve)
 
     def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
-        if not isinstance(key, ec.EllipticCurvePublicKey) or len(signature) != 2 * self.size:
+        if len(signature) != 2 * self.size or not self.accepts(key):
             raise BadSignature(f"{self.name}: wrong key type or signature length {len(signature)}")
+        assert isinstance(key, ec.EllipticCurvePublicKey)  # narrowed by accepts(); for the type checker
         r = int.from_bytes(signature[: self.size], "big")
         s = int.from_bytes(signature[self.size :], "big")
         try:
-            key.verify(encode_dss_signature(r, s), message, ec.ECDSA(self.hash()))
+            key.verify(encode_dss_signature(r, s), message, self._ecdsa)
         except InvalidSignature:
             raise BadSignature(f"{self.name}: signature does not verify") from None
 
     def sign(self, key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
-        r, s = decode_dss_signature(key.sign(message, ec.ECDSA(self.hash())))
+        r, s = decode_dss_signature(key.sign(message, self._ecdsa))
         return r.to_bytes(self.size, "big") + s.to_bytes(self.size, "big")
 
 

@@ -61,12 +61,17 @@ _SIGNATURE1_PREFIX = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
 
 def _sig_structure(protected_bytes: bytes, external_aad: bytes, payload: bytes) -> bytes:
     # Built by hand: this runs on every verification and is four byte strings behind a fixed head.
-    return b"".join((
-        _SIGNATURE1_PREFIX,
-        _cbor.bstr_head(len(protected_bytes)), protected_bytes,
-        _cbor.bstr_head(len(external_aad)), external_aad,
-        _cbor.bstr_head(len(payload)), payload,
-    ))
+    return b"".join(
+        (
+            _SIGNATURE1_PREFIX,
+            _cbor.bstr_head(len(protected_bytes)),
+            protected_bytes,
+            _cbor.bstr_head(len(external_aad)),
+            external_aad,
+            _cbor.bstr_head(len(payload)),
+            payload,
+        )
+    )
 
 
 def from_cbor_value(value: Any) -> Sign1Message:

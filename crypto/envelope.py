@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import struct
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -248,6 +249,11 @@ _ARGUMENT_WIDTH = {24: 1, 25: 2, 26: 4, 27: 8}
 _SHORTEST_FLOOR = {1: 24, 2: 0x100, 4: 0x10000, 8: 0x100000000}
 _MAJOR_UINT, _MAJOR_BSTR, _MAJOR_TSTR, _MAJOR_ARRAY, _MAJOR_MAP = 0, 2, 3, 4, 5
 _CERTIFICATE_KEY = b"\x3a\x00\x01\x00\x00"  # -65537
+# What every certificate certseal issues has between iss and the certificate map: exp, nbf and iat as
+# 4-byte unsigned integers, an 8-byte cti, the certificate key and a one-byte map head. Read in one
+# struct call; anything else takes the general path below it.
+_COMMON_MIDDLE = struct.Struct(">2sI2sI2sI2s8s5sB")
+_COMMON_MARKERS = (b"\x04\x1a", b"\x05\x1a", b"\x06\x1a", b"\x07\x48", _CERTIFICATE_KEY)
 
 
 def _bytes_at(data: bytes, pos: int, major: int) -> tuple[bytes, int]:
@@ -284,13 +290,23 @@ def decode_claims(payload: bytes) -> CertificateClaims:
         if payload[0] != 0xA6:  # map of 6
             raise Malformed("CWT claims are not a map of exactly 6 claims")
         issuer, pos = _text_at(payload, _key(payload, 1, CLAIM_ISS))
-        expires, pos = _head(payload, _key(payload, pos, CLAIM_EXP), _MAJOR_UINT)
-        not_before, pos = _head(payload, _key(payload, pos, CLAIM_NBF), _MAJOR_UINT)
-        issued_at, pos = _head(payload, _key(payload, pos, CLAIM_IAT), _MAJOR_UINT)
-        serial, pos = _bytes_at(payload, _key(payload, pos, CLAIM_CTI), _MAJOR_BSTR)
-        if payload[pos : pos + 5] != _CERTIFICATE_KEY:
-            raise Malformed("expected the certificate claim -65537")
-        fields, pos = _head(payload, pos + 5, _MAJOR_MAP)
+        middle = _COMMON_MIDDLE.unpack_from(payload, pos) if len(payload) >= pos + _COMMON_MIDDLE.size else None
+        if (
+            middle is not None
+            and (middle[0], middle[2], middle[4], middle[6], middle[8]) == _COMMON_MARKERS
+            and min(middle[1], middle[3], middle[5]) >= 0x10000  # 4-byte heads in shortest form
+            and 0xA0 <= middle[9] <= 0xB7  # a map with a one-byte head
+        ):
+            expires, not_before, issued_at, serial = middle[1], middle[3], middle[5], middle[7]
+            fields, pos = middle[9] - 0xA0, pos + _COMMON_MIDDLE.size
+        else:
+            expires, pos = _head(payload, _key(payload, pos, CLAIM_EXP), _MAJOR_UINT)
+            not_before, pos = _head(payload, _key(payload, pos, CLAIM_NBF), _MAJOR_UINT)
+            issued_at, pos = _head(payload, _key(payload, pos, CLAIM_IAT), _MAJOR_UINT)
+            serial, pos = _bytes_at(payload, _key(payload, pos, CLAIM_CTI), _MAJOR_BSTR)
+            if payload[pos : pos + 5] != _CERTIFICATE_KEY:
+                raise Malformed("expected the certificate claim -65537")
+            fields, pos = _head(payload, pos + 5, _MAJOR_MAP)
         if not 3 <= fields <= 6:
             raise Malformed("certificate claim has missing or unknown fields")
         holder_name, pos = _text_at(payload, _key(payload, pos, CERT_HOLDER_NAME))
@@ -344,39 +360,35 @@ def _is_uint(value: object, maximum: int) -> bool:
 
 def _claims_problem(claims: CertificateClaims) -> str | None:
     """Return why ``claims`` break the profile, or None; shared by signing and strict reading."""
-    checks = (
-        (type(claims.issuer) is str and ISSUER_PATTERN.fullmatch(claims.issuer), "issuer code"),
-        (type(claims.serial) is bytes and len(claims.serial) in SERIAL_RANGE, "serial (cti) must have 8-16 bytes"),
-        (all(_is_uint(t, MAX_TIMESTAMP) for t in (claims.issued_at, claims.not_before, claims.expires)), "times"),
-        (
-            type(claims.expires) is int and type(claims.not_before) is int and claims.expires > claims.not_before,
-            "exp must be after nbf",
-        ),
-        (type(claims.holder_name) is str and _valid_name(claims.holder_name), "holder name"),
-        (type(claims.masked_id) is str and MASKED_ID_PATTERN.fullmatch(claims.masked_id), "masked ID"),
-        (
-            isinstance(claims.operation, Operation)
-            and _is_uint(claims.operation.category, 255)
-            and _is_uint(claims.operation.item, 255)
-            and claims.operation.category > 0
-            and claims.operation.item > 0,
-            "operation",
-        ),
-        (
-            claims.review_due is None
-            or (isinstance(claims.review_due, date) and 0 <= (claims.review_due - EPOCH_DATE).days < MAX_REVIEW_DAYS),
-            "review date",
-        ),
-        (
-            claims.photo_digest is None
-            or (type(claims.photo_digest) is bytes and len(claims.photo_digest) == PHOTO_DIGEST_BYTES),
-            "photo digest",
-        ),
-        (claims.status_index is None or _is_uint(claims.status_index, MAX_STATUS_INDEX), "status index"),
-    )
-    for ok, what in checks:
-        if not ok:
-            return f"invalid {what}"
+    # Plain sequential tests: this runs on every verification.
+    if type(claims.issuer) is not str or not ISSUER_PATTERN.fullmatch(claims.issuer):
+        return "invalid issuer code"
+    if type(claims.serial) is not bytes or len(claims.serial) not in SERIAL_RANGE:
+        return "invalid serial (cti must have 8-16 bytes)"
+    issued_at, not_before, expires = claims.issued_at, claims.not_before, claims.expires
+    if not (type(issued_at) is int and type(not_before) is int and type(expires) is int):
+        return "invalid times"
+    if not (0 <= issued_at <= MAX_TIMESTAMP and 0 <= not_before < expires <= MAX_TIMESTAMP):
+        return "invalid times (exp must be after nbf)"
+    if type(claims.holder_name) is not str or not _valid_name(claims.holder_name):
+        return "invalid holder name"
+    if type(claims.masked_id) is not str or not MASKED_ID_PATTERN.fullmatch(claims.masked_id):
+        return "invalid masked ID"
+    operation = claims.operation
+    if not (isinstance(operation, Operation) and _is_uint(operation.category, 255) and _is_uint(operation.item, 255)):
+        return "invalid operation"
+    if operation.category == 0 or operation.item == 0:
+        return "invalid operation"
+    review_due = claims.review_due
+    if review_due is not None and not (
+        isinstance(review_due, date) and 0 <= (review_due - EPOCH_DATE).days < MAX_REVIEW_DAYS
+    ):
+        return "invalid review date"
+    photo = claims.photo_digest
+    if photo is not None and (type(photo) is not bytes or len(photo) != PHOTO_DIGEST_BYTES):
+        return "invalid photo digest"
+    if claims.status_index is not None and not _is_uint(claims.status_index, MAX_STATUS_INDEX):
+        return "invalid status index"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -263,74 +263,47 @@ def photo(
     )
 
 
-def _status_change(
-    action: str,
-    body: StatusChange,
-    certificate: Certificate,
-    issuer: Issuer,
-    session: Session,
-    settings: Settings,
-    catalogue: Catalogue,
-) -> CertificateOut:
-    issuance.change_status(
-        session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
+_STATUS_RESPONSES: dict[int | str, dict[str, Any]] = {409: {"model": ErrorResponse}}
+_STATUS_ACTIONS = (
+    (
+        "suspend",
+        "Suspend (暂扣)",
+        "Suspend a valid certificate; verification rejects it with `suspended` until reinstated.",
+    ),
+    ("reinstate", "Reinstate a suspended certificate", "Make a suspended certificate valid again."),
+    ("revoke", "Revoke (吊销); final", "Revoke a certificate for good; it cannot be reinstated."),
+)
+
+
+def _add_status_route(action: str, summary: str, description: str) -> None:
+    def change_status(
+        body: StatusChange,
+        certificate: OwnedCertificateDep,
+        issuer: IssuerDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        catalogue: CatalogueDep,
+    ) -> CertificateOut:
+        issuance.change_status(
+            session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
+        )
+        session.commit()
+        return certificate_out(certificate, issuer, settings, catalogue)
+
+    router.add_api_route(
+        f"/{{certificate_id}}/{action}",
+        change_status,
+        methods=["POST"],
+        name=action,
+        response_model=CertificateOut,
+        summary=summary,
+        description=description + " Its issuer only; a reason is required and kept in the audit trail.",
+        responses=_STATUS_RESPONSES,
     )
-    session.commit()
-    return certificate_out(certificate, issuer, settings, catalogue)
 
 
-_STATUS_RESPONSES: dict[int | str, dict[str, object]] = {409: {"model": ErrorResponse}}
-
-
-@router.post(
-    "/{certificate_id}/suspend", response_model=CertificateOut, summary="Suspend (暂扣)", responses=_STATUS_RESPONSES
-)
-def suspend(
-    body: StatusChange,
-    certificate: OwnedCertificateDep,
-    issuer: IssuerDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-) -> CertificateOut:
-    """Suspend a valid certificate; verification rejects it with ``suspended`` until reinstated."""
-    return _status_change("suspend", body, certificate, issuer, session, settings, catalogue)
-
-
-@router.post(
-    "/{certificate_id}/reinstate",
-    response_model=CertificateOut,
-    summary="Reinstate a suspended certificate",
-    responses=_STATUS_RESPONSES,
-)
-def reinstate(
-    body: StatusChange,
-    certificate: OwnedCertificateDep,
-    issuer: IssuerDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-) -> CertificateOut:
-    """Make a suspended certificate valid again."""
-    return _status_change("reinstate", body, certificate, issuer, session, settings, catalogue)
-
-
-@router.post(
-    "/{certificate_id}/revoke",
-    response_model=CertificateOut,
-    summary="Revoke (吊销); final",
-    responses=_STATUS_RESPONSES,
-)
-def revoke(
-    body: StatusChange,
-    certificate: OwnedCertificateDep,
-    issuer: IssuerDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-) -> CertificateOut:
-    """Revoke a certificate for good; it cannot be reinstated."""
-    return _status_change("revoke", body, certificate, issuer, session, settings, catalogue)
+for _action, _summary, _description in _STATUS_ACTIONS:
+    _add_status_route(_action, _summary, _description)
 
 
 @router.post(
