@@ -9,6 +9,8 @@ demo:
 
 test: system-packages
 	$(PYTHON) -m pip install -q -e '.[test]'
+	ruff check .
+	mypy
 	$(PYTHON) -m pytest
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); CJK fonts make Chinese render.
@@ -18,7 +20,7 @@ system-packages:
 	fi
 
 lint:
-	ruff check . && ruff format --check api crypto schemas && mypy
+	ruff check . && ruff format --check . && mypy
 
 openapi:
 	certseal openapi --out openapi.yaml

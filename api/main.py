@@ -16,9 +16,10 @@ from .db import create_tables, make_engine
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from .routers import certificates, health, issuers, keys, verify
+from .routers import certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.ratelimit import RateLimiter
+from .services.verification import RegistryReader
 from .settings import Settings
 
 log = logging.getLogger("certseal")
@@ -46,10 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
         events.start()
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
         app.state.signature_pool = verify.signature_pool()
+        app.state.registry = RegistryReader(engine)
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
+            app.state.registry.close()
             app.state.signature_pool.shutdown(wait=True)
             events.stop()
             engine.dispose()
@@ -66,8 +69,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     # Verify first: routes are matched in order and it is by far the most called.
-    for router in (verify.router, health.router, keys.router, certificates.router, issuers.router):
+    for router in (verify.router, health.router, keys.router, certificates.router, issuers.router, page.router):
         app.include_router(router)
+    page.mount_static(app)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(
         CORSMiddleware,

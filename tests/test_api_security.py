@@ -545,3 +545,16 @@ def test_start_up_on_an_empty_database_creates_no_keys(app, app_client):
 
     assert keys == 0
     assert app_client.get("/v1/keys").json()["keys"] == []
+
+
+def test_verify_recovers_after_the_registry_connection_breaks(app, app_client, issuer, issue):
+    """A broken registry connection gives one 503, and the next request reads through a fresh connection."""
+    qr = issue(issuer)["qr_text"]
+    assert app_client.post("/v1/verify", json={"qr": qr}).json()["decision"] == "accept"
+    app.state.registry._connection.close()  # the database dropped it
+
+    broken = app_client.post("/v1/verify", json={"qr": qr})
+    recovered = app_client.post("/v1/verify", json={"qr": qr})
+
+    assert_error(broken, 503, "registry_unavailable")
+    assert recovered.json()["decision"] == "accept"

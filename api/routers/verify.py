@@ -105,6 +105,7 @@ async def verify(request: Request) -> JSONResponse:
     outcome = await verify_online(
         body,
         engine=state.engine,
+        registry=state.registry,
         keyring=state.keyring,
         settings=settings,
         now=now,

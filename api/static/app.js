@@ -1,0 +1,532 @@
+// The site manager's page at /c1#<digits>: verify at once on the phone, then ask the server.
+//
+// DOM contract (#result): data-stage = idle | pending | local | settled. Once a verdict is
+// settled, data-verdict = accept | reject | error and data-source = online | offline.
+// "offline" means only the phone's signature check ran (no network, or the server did not
+// answer): a valid signature is then shown amber, never green, because a revoked card also
+// has a valid signature. "local" is the phone's verdict shown while the server is asked.
+
+import { envelopeFromQrText } from "./digits.js";
+import { LANGUAGES, t } from "./i18n.js";
+import { VerifyError, claimDates, offlineReasons, toHex, verifyEnvelope } from "./verify.js";
+
+const $ = (id) => document.getElementById(id);
+const root = document.documentElement;
+const config = JSON.parse(document.body.dataset.config || "{}");
+const catalogue = new Map((config.catalogue || []).map((item) => [item.code, item]));
+const hotWorkCategory = config.hot_work_category ?? 2;
+const KEY_STORE = "certseal.keys";
+const LANG_STORE = "certseal.lang";
+const KEYS_TIMEOUT_MS = 4000;
+const VERIFY_TIMEOUT_MS = 8000;
+const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const ID_CHECK = "10X98765432";
+
+const storage = {
+  get(name) {
+    try {
+      return localStorage.getItem(name);
+    } catch {
+      return null;
+    }
+  },
+  set(name, value) {
+    try {
+      localStorage.setItem(name, value);
+    } catch {
+      /* private mode or full: the service worker cache still holds the key list */
+    }
+  },
+};
+
+const state = {
+  lang: pickLanguage(),
+  qr: null,
+  run: 0,
+  model: { stage: "idle" },
+  phishingOrigin: null,
+  holderMessage: null,
+  scanner: null,
+  audio: null,
+};
+
+const tr = (key, params) => t(state.lang, key, params);
+
+function pickLanguage() {
+  const saved = storage.get(LANG_STORE);
+  if (LANGUAGES.includes(saved)) return saved;
+  return LANGUAGES.includes(root.dataset.lang) ? root.dataset.lang : "zh";
+}
+
+// --- data ---
+
+class NoKeyList extends Error {}
+
+async function fetchWithTimeout(url, init, ms) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), ms);
+  try {
+    return await fetch(url, { ...init, signal: controller.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The key list (GET /v1/keys, cached by the service worker), else the copy kept from the last visit. */
+async function loadKeys() {
+  try {
+    const response = await fetchWithTimeout("/v1/keys", { headers: { Accept: "application/json" } }, KEYS_TIMEOUT_MS);
+    if (!response.ok) throw new Error(`key list: HTTP ${response.status}`);
+    const body = await response.json();
+    const keys = body.keys.map(({ kid, alg, state: keyState, issuer, jwk }) => ({ kid, alg, state: keyState, issuer, jwk }));
+    const list = { keys, date: body.generated_at };
+    storage.set(KEY_STORE, JSON.stringify(list));
+    return list;
+  } catch {
+    const saved = storage.get(KEY_STORE);
+    return saved ? JSON.parse(saved) : null;
+  }
+}
+
+function currentPurpose() {
+  const value = $("purpose").value || "hot_work";
+  return value === "hot_work" ? { hotWork: true } : { operation: value };
+}
+
+function operationName(item) {
+  return state.lang === "zh" ? item.zh : item.en;
+}
+
+function purposeLabel() {
+  const purpose = currentPurpose();
+  if (purpose.hotWork) return tr("purpose.hotWork");
+  const item = catalogue.get(purpose.operation);
+  return item ? `${item.code} ${operationName(item)}` : purpose.operation;
+}
+
+function certFromVerified({ claims }) {
+  const dates = claimDates(claims);
+  const code = `${claims.operation.category}.${claims.operation.item}`;
+  const item = catalogue.get(code);
+  return {
+    holderName: claims.holderName,
+    maskedId: `${claims.maskedId.slice(0, 4)}${"*".repeat(10)}${claims.maskedId.slice(4)}`,
+    operation: { code, zh: item ? item.zh : null, en: item ? item.en : null, coversHotWork: claims.operation.category === hotWorkCategory },
+    validUntil: dates.validUntil,
+    reviewDue: dates.reviewDue,
+    issuer: { code: claims.issuer, name: null },
+    serial: toHex(claims.serial),
+    photoUrl: null,
+  };
+}
+
+function certFromServer(c) {
+  return {
+    holderName: c.holder_name,
+    maskedId: c.masked_id,
+    operation: { code: c.operation.code, zh: c.operation.zh, en: c.operation.en, coversHotWork: c.operation.covers_hot_work },
+    validUntil: c.valid_until,
+    reviewDue: c.review_due,
+    issuer: { code: c.issuer.code, name: c.issuer.name },
+    serial: c.serial,
+    photoUrl: c.photo_url,
+  };
+}
+
+/** The phone's own verdict: format, signature with the cached key list, and what it can judge offline. */
+async function verifyLocally(qr, purpose) {
+  const keyList = await loadKeys();
+  const keyDate = keyList ? keyList.date : null;
+  try {
+    const lookup = (kid) => {
+      if (!keyList) throw new NoKeyList();
+      return keyList.keys.find((key) => key.kid === kid);
+    };
+    const certificate = await verifyEnvelope(envelopeFromQrText(qr), lookup);
+    const reasons = offlineReasons(certificate, {
+      now: Date.now() / 1000,
+      purpose,
+      reviewRequired: config.review_required !== false,
+      hotWorkCategory,
+    });
+    return { verdict: reasons.length ? "reject" : "accept", reasons, cert: certFromVerified(certificate), keyDate };
+  } catch (error) {
+    if (error instanceof VerifyError && !error.browserLimit) {
+      return { verdict: "reject", reasons: [error.code], cert: null, keyDate };
+    }
+    const errorKey = error instanceof NoKeyList ? "error.noKeys" : error instanceof VerifyError ? "error.browser" : "error.unexpected";
+    return { verdict: "error", reasons: [], errorKey, cert: null, keyDate };
+  }
+}
+
+/** POST /v1/verify; never rejects: {kind: "online", data} or {kind: "unavailable", why, holderMessage?}. */
+async function askServer(qr, purpose, holderId) {
+  const body = { qr, ...(purpose.hotWork ? { purpose: "hot_work" } : { operation: purpose.operation }) };
+  if (holderId) body.holder_id_number = holderId;
+  try {
+    const response = await fetchWithTimeout(
+      "/v1/verify",
+      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" },
+      VERIFY_TIMEOUT_MS,
+    );
+    const data = await response.json().catch(() => null);
+    if (response.ok && data && data.decision) return { kind: "online", data };
+    const code = data && data.error ? data.error.code : null;
+    if (code === "holder_check_limited") return { kind: "unavailable", why: "holder_limited", holderMessage: "holder.limited" };
+    if (code === "invalid_id_number") return { kind: "unavailable", why: "server", holderMessage: "holder.invalid" };
+    return { kind: "unavailable", why: response.status === 429 ? "busy" : "server" };
+  } catch {
+    return { kind: "unavailable", why: "offline" };
+  }
+}
+
+// --- the check ---
+
+async function check(qr, { scanned = false, holderId = null } = {}) {
+  const run = ++state.run;
+  const purpose = currentPurpose();
+  const previous = state.model;
+  state.qr = qr;
+  if (!holderId) state.holderMessage = null;
+  let answer = null;
+  const online = askServer(qr, purpose, holderId).then((reply) => (answer = reply));
+  if (!holderId) show({ stage: "pending" });
+  const local = await verifyLocally(qr, purpose);
+  if (run !== state.run) return;
+  performance.mark("certseal-signature-verdict");
+  if (!answer && !holderId) {
+    show({ stage: "local", ...local });
+    performance.mark("certseal-local-verdict");
+  }
+  await online;
+  if (run !== state.run) return;
+  if (answer.kind === "online") {
+    settleOnline(answer.data, local, holderId);
+  } else if (holderId && previous.stage === "settled") {
+    state.holderMessage = answer.holderMessage || (answer.why === "offline" ? "holder.needsNetwork" : "error.server");
+    show(previous);
+  } else {
+    show({ ...local, stage: "settled", source: "offline", why: answer.why });
+  }
+  performance.mark("certseal-verdict");
+  if (scanned) import("./scanner.js").then((scanner) => scanner.feedback(state.model.verdict, state.audio));
+  registerServiceWorker();
+}
+
+function settleOnline(data, local, holderId) {
+  const reasons = data.reasons || [];
+  if (holderId) {
+    const checked = (data.checks || []).includes("holder");
+    state.holderMessage = checked ? (reasons.includes("holder_mismatch") ? "holder.mismatch" : "holder.confirmed") : null;
+  }
+  show({
+    stage: "settled",
+    source: "online",
+    verdict: data.decision === "accept" ? "accept" : "reject",
+    reasons,
+    cert: data.certificate ? certFromServer(data.certificate) : local.cert,
+    keyDate: local.keyDate,
+  });
+}
+
+// --- rendering ---
+
+function show(model) {
+  state.model = model;
+  render();
+}
+
+function formatKeyDate(iso) {
+  const time = Date.parse(iso || "");
+  if (Number.isNaN(time)) return tr("value.none");
+  return new Date(time + 8 * 3600 * 1000).toISOString().slice(0, 16).replace("T", " ");
+}
+
+function panelText(m) {
+  const params = { why: tr(`why.${m.why || "offline"}`), date: formatKeyDate(m.keyDate) };
+  if (m.stage === "pending") return ["checking", tr("verdict.checking"), ""];
+  if (m.verdict === "error") return ["error", tr("verdict.error"), tr(m.errorKey || "error.unexpected")];
+  if (m.stage === "local") {
+    return m.verdict === "accept"
+      ? ["checking", tr("verdict.signatureValid"), tr("sub.checkingOnline")]
+      : [m.verdict, tr("verdict.reject"), tr("sub.confirmingOnline")];
+  }
+  if (m.source === "online") {
+    return m.verdict === "accept"
+      ? ["accept", tr("verdict.accept"), tr("sub.online")]
+      : ["reject", tr("verdict.reject"), tr("sub.onlineReject")];
+  }
+  return m.verdict === "accept"
+    ? ["offline", tr("verdict.signatureValid"), tr("sub.offlineAccept", params)]
+    : ["reject", tr("verdict.reject"), tr("sub.offlineReject", params)];
+}
+
+function detailRow(list, labelKey, value, extraClass = "") {
+  const term = document.createElement("dt");
+  term.textContent = tr(labelKey);
+  const description = document.createElement("dd");
+  if (extraClass) description.className = extraClass;
+  for (const [i, line] of [].concat(value).entries()) {
+    if (i) description.append(document.createElement("br"));
+    description.append(line);
+  }
+  list.append(term, description);
+}
+
+function renderCard(cert) {
+  $("card").hidden = !cert;
+  const photo = $("photo");
+  if (!cert) {
+    photo.hidden = true;
+    photo.removeAttribute("src");
+    return;
+  }
+  $("holder-name").textContent = cert.holderName;
+  $("masked-id").textContent = cert.maskedId;
+  if (cert.photoUrl) {
+    if (photo.getAttribute("src") !== cert.photoUrl) photo.src = cert.photoUrl;
+    photo.alt = tr("field.photo");
+    photo.hidden = false;
+  } else {
+    photo.hidden = true;
+    photo.removeAttribute("src");
+  }
+  const details = $("details");
+  details.replaceChildren();
+  const op = cert.operation;
+  const names = op.zh || op.en ? [`${op.code} ${op.zh || ""}`.trim(), op.en || ""].filter(Boolean) : [tr("value.unknownOperation", { code: op.code })];
+  detailRow(details, "field.operation", names);
+  detailRow(details, "field.hotWork", tr(op.coversHotWork ? "value.hotWorkYes" : "value.hotWorkNo"), op.coversHotWork ? "yes" : "no");
+  detailRow(details, "field.validUntil", cert.validUntil);
+  detailRow(details, "field.reviewDue", cert.reviewDue || tr("value.none"));
+  const issuer = cert.issuer.name ? [cert.issuer.name, cert.issuer.code] : cert.issuer.code;
+  detailRow(details, "field.issuer", issuer);
+  detailRow(details, "field.serial", cert.serial, "mono small");
+}
+
+function render() {
+  const m = state.model;
+  const result = $("result");
+  result.dataset.stage = m.stage;
+  if (m.stage === "settled") {
+    result.dataset.verdict = m.verdict;
+    result.dataset.source = m.source;
+  } else {
+    delete result.dataset.verdict;
+    delete result.dataset.source;
+  }
+  const idle = m.stage === "idle";
+  $("idle").hidden = !idle;
+  $("panel").hidden = idle;
+  if (!idle) {
+    const [tone, word, sub] = panelText(m);
+    $("panel").className = `panel ${tone}`;
+    $("verdict-word").textContent = word;
+    $("verdict-sub").textContent = sub;
+  }
+  const amber = m.stage === "settled" && m.source === "offline" && m.verdict === "accept";
+  $("verdict-note").hidden = !amber;
+  $("verdict-note").textContent = amber ? tr("sub.offlineAcceptWarning") : "";
+  renderCard(m.stage === "pending" || idle ? null : m.cert);
+  const reasons = (m.stage === "local" || m.stage === "settled") && m.reasons ? m.reasons : [];
+  $("reasons-box").hidden = reasons.length === 0;
+  $("reasons").replaceChildren(
+    ...reasons.map((code) => {
+      const item = document.createElement("li");
+      item.dataset.reason = code;
+      item.textContent = tr(`reason.${code}`, { purpose: purposeLabel() });
+      return item;
+    }),
+  );
+  $("phishing").hidden = !state.phishingOrigin;
+  $("phishing-body").textContent = state.phishingOrigin ? tr("phishing.body", { origin: state.phishingOrigin }) : "";
+  const holder = $("holder-status");
+  holder.hidden = !state.holderMessage;
+  holder.textContent = state.holderMessage ? tr(state.holderMessage) : "";
+  holder.className = `holder-status ${state.holderMessage === "holder.confirmed" ? "ok" : "bad"}`;
+  $("holder-form").hidden = !state.qr;
+}
+
+function fillPurposes() {
+  const select = $("purpose");
+  const selected = select.value || "hot_work";
+  select.replaceChildren(new Option(tr("purpose.hotWork"), "hot_work"));
+  const groups = new Map();
+  for (const item of config.catalogue || []) {
+    if (!groups.has(item.category)) {
+      const group = document.createElement("optgroup");
+      group.label = state.lang === "zh" ? item.category_zh : item.category_en;
+      groups.set(item.category, group);
+      select.append(group);
+    }
+    groups.get(item.category).append(new Option(`${item.code} ${operationName(item)}`, item.code));
+  }
+  select.value = selected;
+}
+
+function applyLanguage() {
+  root.lang = state.lang === "zh" ? "zh-CN" : "en";
+  root.dataset.lang = state.lang;
+  document.title = tr("app.title");
+  for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = tr(element.dataset.i18n);
+  for (const element of document.querySelectorAll("[data-i18n-label]")) element.setAttribute("aria-label", tr(element.dataset.i18nLabel));
+  $("holder-id").placeholder = tr("holder.placeholder");
+  fillPurposes();
+  renderTorch();
+  render();
+}
+
+// --- holder check ---
+
+function normalizeIdNumber(raw) {
+  return raw.normalize("NFKC").trim().toUpperCase();
+}
+
+function validIdNumber(number) {
+  if (!/^[1-9][0-9]{16}[0-9X]$/.test(number)) return false;
+  const sum = ID_WEIGHTS.reduce((total, weight, i) => total + weight * Number(number[i]), 0);
+  return ID_CHECK[sum % 11] === number[17];
+}
+
+// --- scanner ---
+
+function unofficialOrigin(text) {
+  const trimmed = text.trim();
+  if (!/^https?:\/\//i.test(trimmed)) return null;
+  try {
+    const { origin } = new URL(trimmed);
+    return (config.official_origins || []).includes(origin) ? null : origin;
+  } catch {
+    return trimmed.slice(0, 80);
+  }
+}
+
+function renderTorch() {
+  const session = state.scanner;
+  const button = $("torch");
+  button.hidden = !(session && session.camera && session.camera.hasTorch);
+  button.textContent = tr(session && session.torch ? "scan.torchOff" : "scan.torchOn");
+  button.setAttribute("aria-pressed", String(Boolean(session && session.torch)));
+}
+
+async function openScanner() {
+  if (state.scanner) return;
+  if (!state.audio && (window.AudioContext || window.webkitAudioContext)) {
+    state.audio = new (window.AudioContext || window.webkitAudioContext)();
+  }
+  const session = { cancelled: false, camera: null, torch: false };
+  state.scanner = session;
+  $("scanner").hidden = false;
+  $("scanner-status").textContent = tr("scan.loading");
+  renderTorch();
+  try {
+    const scanner = await import("./scanner.js");
+    session.camera = await scanner.openCamera($("scanner-video"));
+    if (session.cancelled) {
+      session.camera.stop();
+      return;
+    }
+    $("scanner-status").textContent = tr("scan.hint");
+    renderTorch();
+    const text = await scanner.scanUntilFound($("scanner-video"), $("scanner-canvas"), () => session.cancelled);
+    if (text === null) return;
+    closeScanner();
+    handleScanned(text);
+  } catch (error) {
+    if (!session.cancelled) {
+      const camera = error && /^(NotAllowed|NotFound|NotReadable|Overconstrained|Security)Error$/.test(error.name);
+      $("scanner-status").textContent = camera ? tr("scan.noCamera", { error: error.name }) : tr("scan.decoderFailed");
+    }
+  }
+}
+
+function closeScanner() {
+  const session = state.scanner;
+  if (session) {
+    session.cancelled = true;
+    if (session.camera) session.camera.stop();
+  }
+  state.scanner = null;
+  $("scanner").hidden = true;
+}
+
+function handleScanned(text) {
+  state.phishingOrigin = unofficialOrigin(text);
+  $("holder-id").value = "";
+  try {
+    const url = new URL(text.trim());
+    const official = !state.phishingOrigin && url.pathname === "/c1" && url.hash.length > 1;
+    history.replaceState(null, "", official ? `/c1${url.hash}` : "/c1");
+  } catch {
+    history.replaceState(null, "", "/c1");
+  }
+  window.scrollTo(0, 0);
+  check(text, { scanned: true });
+}
+
+// --- start ---
+
+let serviceWorkerRequested = false;
+
+function registerServiceWorker() {
+  if (serviceWorkerRequested || !("serviceWorker" in navigator)) return;
+  serviceWorkerRequested = true;
+  navigator.serviceWorker.register("/sw.js", { scope: "/c1" }).catch(() => {});
+}
+
+function pageQrText() {
+  // The query is dropped: apps such as WeChat append their own parameters when they open a link.
+  return `${location.origin}${location.pathname}${location.hash}`;
+}
+
+function start() {
+  $("lang-toggle").addEventListener("click", () => {
+    state.lang = state.lang === "zh" ? "en" : "zh";
+    storage.set(LANG_STORE, state.lang);
+    applyLanguage();
+  });
+  $("purpose").addEventListener("change", () => state.qr && check(state.qr));
+  $("holder-x").addEventListener("click", () => {
+    const input = $("holder-id");
+    input.value = (input.value + "X").slice(0, 18);
+    input.focus();
+  });
+  $("holder-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const number = normalizeIdNumber($("holder-id").value);
+    if (!state.qr) return;
+    if (!validIdNumber(number)) {
+      state.holderMessage = "holder.invalid";
+      render();
+      return;
+    }
+    $("holder-id").value = "";
+    window.scrollTo(0, 0);
+    check(state.qr, { holderId: number });
+  });
+  $("scan-next").addEventListener("click", openScanner);
+  $("scanner-close").addEventListener("click", closeScanner);
+  $("torch").addEventListener("click", async () => {
+    const session = state.scanner;
+    if (!session || !session.camera) return;
+    try {
+      await session.camera.setTorch(!session.torch);
+      session.torch = !session.torch;
+    } catch {
+      session.camera.hasTorch = false;
+    }
+    renderTorch();
+  });
+  window.addEventListener("hashchange", () => {
+    state.phishingOrigin = null;
+    check(pageQrText());
+  });
+  applyLanguage();
+  if (location.hash.length > 1) {
+    check(pageQrText());
+  } else {
+    setTimeout(registerServiceWorker, 1000);
+  }
+}
+
+start();
