@@ -10,8 +10,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -84,7 +85,10 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
         raise UsageError(f"claims: operation {operation} is not in the catalogue")
     valid_from = _date_field(data, "valid_from", required=True)
     assert valid_from is not None
-    valid_until = _date_field(data, "valid_until") or _add_years(valid_from, VALIDITY_YEARS) - timedelta(days=1)
+    try:
+        valid_until = _date_field(data, "valid_until") or _add_years(valid_from, VALIDITY_YEARS) - timedelta(days=1)
+    except (ValueError, OverflowError):
+        raise UsageError("claims: valid_from is too late for a default valid_until") from None
     serial = data.get("serial")
     try:
         return crypto.CertificateClaims.issue(
@@ -165,7 +169,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite")
     key = crypto.SigningKey.generate(args.alg)
-    pem = key.to_pem(_passphrase())
+    try:
+        pem = key.to_pem(_passphrase())
+    except CertsealError as exc:
+        raise UsageError(f"{exc}: {exc.detail}") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -218,7 +225,13 @@ def _verification_time(at: str | None) -> datetime:
         moment = datetime.fromisoformat(at)
     except ValueError:
         raise UsageError("--at must be an ISO 8601 time, e.g. 2027-01-01T08:00:00+08:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    try:  # the checks convert to UTC and CST: refuse a time at the edge of datetime's range now
+        moment.astimezone(UTC)
+        moment.astimezone(CST)
+    except OverflowError:
+        raise UsageError("--at is out of range") from None
+    return moment
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -270,13 +283,22 @@ def _service_settings(args: argparse.Namespace) -> Any:
         raise UsageError(f"settings: {exc}") from None
 
 
-def _open_runtime(settings: Any) -> Any:
+@contextmanager
+def _open_runtime(settings: Any) -> Iterator[Any]:
+    """Open the runtime; a missing secret, undecryptable key or unreachable database is a usage error."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     from .admin import runtime
 
     try:
-        return runtime(settings)
+        with runtime(settings) as rt:
+            yield rt
     except (CertsealError, RuntimeError) as exc:
-        raise UsageError(f"{exc}: {getattr(exc, 'detail', '')}") from None
+        detail = getattr(exc, "detail", None)
+        raise UsageError(f"{exc}: {detail}" if detail else str(exc)) from None
+    except SQLAlchemyError as exc:  # the message of the driver only: never the URL or statement parameters
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__
+        raise UsageError(f"database (--database / CERTSEAL_DATABASE_URL): {reason}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -288,6 +310,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import DEMO_SECRETS
 
     settings = _service_settings(args)
+    if not settings.demo:
+        values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in DEMO_SECRETS}
+        missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
+        if missing:
+            raise UsageError(f"settings: set {', '.join(missing)} (or run with --demo)")
     try:
         with _open_runtime(settings) as rt:  # checks keys decrypt before binding the port
             demo = seed_demo(rt) if settings.demo else []
@@ -317,6 +344,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
                     )
         print()
+    sys.stdout.flush()  # the demo lines before uvicorn's log, also when stdout is a pipe (docker logs, tests)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return EXIT_OK
 
@@ -350,20 +378,36 @@ def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str]) -> in
 
 def cmd_issuer_create(args: argparse.Namespace) -> int:
     """Create an issuer and its first signing key; print its kid."""
+    from pydantic import ValidationError
+
+    from schemas.api import IssuerCreate
+
     from .services import issuance
 
-    def task(rt: Any, session: Any) -> str:
-        _issuer_row, key = issuance.create_issuer(
-            session,
-            rt.keyring,
+    try:  # the same rules as POST /v1/issuers
+        request = IssuerCreate(
             code=args.code,
             name=args.name,
             region=args.region,
             operations=[code.strip() for code in args.operations.split(",")],
             alg=args.alg,
+        )
+    except ValidationError as exc:
+        fields = ", ".join(str(error["loc"][0]) for error in exc.errors(include_input=False))
+        raise UsageError(f"invalid issuer fields: {fields}") from None
+
+    def task(rt: Any, session: Any) -> str:
+        _issuer_row, key = issuance.create_issuer(
+            session,
+            rt.keyring,
+            code=request.code,
+            name=request.name,
+            region=request.region,
+            operations=request.operations,
+            alg=request.alg,
             catalogue=rt.catalogue,
         )
-        return f"issuer {args.code} created; signing key {key.kid}"
+        return f"issuer {request.code} created; signing key {key.kid}"
 
     return _admin_task(args, task)
 
@@ -557,6 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except UsageError as exc:
         print(f"certseal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an output file that cannot be written, and the like
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"certseal: error: {where}{exc.strerror or exc.__class__.__name__}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -46,14 +46,12 @@ def create_app(settings: Settings) -> FastAPI:
         events = EventRecorder(engine, settings.event_flush_seconds)
         events.start()
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
-        app.state.signature_pool = verify.signature_pool()
         app.state.registry = RegistryReader(engine)
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
             app.state.registry.close()
-            app.state.signature_pool.shutdown(wait=True)
             events.stop()
             engine.dispose()
 

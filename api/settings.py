@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     holder_check_failures_per_hour: int = Field(default=5, ge=1, le=1000)
     verify_rate_per_minute: int = Field(default=600, ge=1)
     verify_rate_per_minute_with_key: int = Field(default=60_000, ge=1)
-    event_flush_seconds: float = Field(default=1.0, gt=0, le=1.0)
+    event_flush_seconds: float = Field(default=0.25, gt=0, le=1.0)
     cors_origins: str = "*"
     official_origins: str = ""
     catalogue_path: Path | None = None

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
@@ -302,10 +301,7 @@ def _record_holder_failure(engine: Engine, certificate_id: str) -> None:
         raise ApiError(503, "registry_unavailable", "the registry cannot be written; try again") from None
 
 
-SignatureRunner = Callable[[Callable[[], None]], Awaitable[None]]
-
-
-async def verify_online(
+def verify_online(
     request: VerifyRequest,
     *,
     engine: Engine,
@@ -313,18 +309,11 @@ async def verify_online(
     keyring: Keyring,
     settings: Settings,
     now: datetime,
-    run_signature_check: SignatureRunner,
 ) -> Outcome:
-    """Verify a QR text against the signature, the registry and the request's purpose and holder.
-
-    ``run_signature_check`` runs the public-key operation, e.g. on a worker thread: OpenSSL releases
-    the GIL there, so the event loop keeps serving other requests meanwhile.
-    """
+    """Verify a QR text against the signature, the registry and the request's purpose and holder."""
     checks = ["format", "signature"]
     try:
-        opened = crypto.open_envelope(crypto.envelope_from_qr_text(request.qr), keyring)
-        await run_signature_check(opened.check_signature)
-        certificate = opened.certificate()
+        certificate = crypto.verify_signature(crypto.envelope_from_qr_text(request.qr), keyring)
     except VerificationError as error:
         return Outcome("reject", [error.code], checks, None, None, False)
     except SQLAlchemyError:  # the key lookup reads the database: fail closed, never a 500 or an accept
