@@ -281,12 +281,12 @@ def output_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def screenshot(output_dir: Path) -> Callable[..., Path]:
-    """Save a phone-screen screenshot under the output folder, and optionally as a README image in ``docs/img``."""
+    """Save a phone-screen screenshot under the output folder; with CERTSEAL_UPDATE_DOC_IMAGES=1 also in ``docs/img``."""
 
     def save(page: Page, name: str, *, doc_name: str | None = None) -> Path:
         path = output_dir / f"{name}.png"
         page.screenshot(path=str(path))
-        if doc_name:
+        if doc_name and os.environ.get("CERTSEAL_UPDATE_DOC_IMAGES") == "1":
             DOC_IMAGES.mkdir(parents=True, exist_ok=True)
             (DOC_IMAGES / doc_name).write_bytes(path.read_bytes())
         return path
