@@ -281,7 +281,7 @@ def output_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def screenshot(output_dir: Path) -> Callable[..., Path]:
-    """Save a phone-screen screenshot under the output folder; with CERTSEAL_UPDATE_DOC_IMAGES=1 also in ``docs/img``."""
+    """Save a phone screenshot in the output folder; with CERTSEAL_UPDATE_DOC_IMAGES=1 also in ``docs/img``."""
 
     def save(page: Page, name: str, *, doc_name: str | None = None) -> Path:
         path = output_dir / f"{name}.png"
