@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,34 +56,24 @@ def make_symbol(text: str, *, error_level: str = DEFAULT_ERROR_LEVEL) -> QrSymbo
     return QrSymbol(version=qr.version, error_level=error_level, modules=modules)
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
 def render_png(symbol: QrSymbol, *, scale: int = 8, border: int = QUIET_ZONE) -> bytes:
-    """Render a 1-bit greyscale PNG, ``scale`` pixels a module, with a white quiet zone."""
+    """Render a 1-bit PNG, ``scale`` pixels a module, with a white quiet zone of ``border`` modules."""
+    from PIL import Image
+
     if not 1 <= scale <= 64 or not 0 <= border <= 16:
         raise InvalidInput("scale must be 1-64 and border 0-16")
-    width_modules = symbol.size + 2 * border
-    width = width_modules * scale
-    blank_row = b"\x00" + b"\xff" * ((width + 7) // 8)
-    rows = [blank_row * scale] * border
-    for module_row in symbol.modules:
-        bits = "".join(("0" if dark else "1") * scale for dark in module_row)
-        line = "1" * (border * scale) + bits + "1" * (border * scale)
-        line += "1" * (-len(line) % 8)
-        packed = b"\x00" + int(line, 2).to_bytes(len(line) // 8, "big")
-        rows.append(packed * scale)
-    rows.extend([blank_row * scale] * border)
-    header = struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0)  # 1-bit greyscale, no interlace
-    return b"".join(
-        (
-            b"\x89PNG\r\n\x1a\n",
-            _png_chunk(b"IHDR", header),
-            _png_chunk(b"IDAT", zlib.compress(b"".join(rows), 9)),
-            _png_chunk(b"IEND", b""),
-        )
+    side = symbol.size + 2 * border
+    grey = bytearray(b"\xff") * (side * side)
+    for y, row in enumerate(symbol.modules):
+        start = (y + border) * side + border
+        grey[start : start + symbol.size] = bytes(0 if dark else 255 for dark in row)
+    picture = Image.frombytes("L", (side, side), bytes(grey))
+    picture = picture.resize((side * scale, side * scale), Image.Resampling.NEAREST).convert(
+        "1", dither=Image.Dither.NONE
     )
+    out = io.BytesIO()
+    picture.save(out, format="PNG", compress_level=9)
+    return out.getvalue()
 
 
 def render_svg(symbol: QrSymbol, *, border: int = QUIET_ZONE) -> str:
