@@ -110,19 +110,13 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
 def certificate_json(certificate: crypto.SignedCertificate) -> dict[str, Any]:
     """Describe a verified certificate for people and programs (ID number masked)."""
     claims = certificate.claims
-    item = load_catalogue().get(claims.operation)
     return {
         "issuer": claims.issuer,
         "serial": claims.serial.hex(),
         "kid": certificate.kid.hex(),
         "holder_name": claims.holder_name,
         "masked_id": claims.masked_id_display,
-        "operation": {
-            "code": str(claims.operation),
-            "zh": item.zh if item else None,
-            "en": item.en if item else None,
-            "covers_hot_work": claims.operation.category == crypto.policy.HOT_WORK_CATEGORY,
-        },
+        "operation": load_catalogue().describe(claims.operation),
         "valid_from": claims.valid_from.isoformat(),
         "valid_until": claims.valid_until.isoformat(),
         "review_due": claims.review_due.isoformat() if claims.review_due else None,

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 OPERATION_PATTERN = r"^[1-9][0-9]?\.[1-9][0-9]?$"
 ISSUER_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
 
-REASON_CODES = (
-    "malformed",
-    "unsupported_format",
-    "unsupported_algorithm",
-    "unknown_key",
-    "key_revoked",
-    "bad_signature",
-    "not_yet_valid",
-    "expired",
-    "review_overdue",
-    "suspended",
-    "revoked",
-    "unknown_certificate",
-    "claims_mismatch",
-    "issuer_not_authorized",
-    "operation_not_covered",
-    "holder_mismatch",
-)
 ReasonCode = Literal[
     "malformed",
     "unsupported_format",
@@ -46,6 +28,7 @@ ReasonCode = Literal[
     "operation_not_covered",
     "holder_mismatch",
 ]
+REASON_CODES: tuple[str, ...] = get_args(ReasonCode)
 
 
 class Strict(BaseModel):

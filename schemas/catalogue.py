@@ -47,6 +47,18 @@ class Catalogue:
         """Tell whether the item is in the welding and hot-cutting category."""
         return operation.category == self.hot_work_category
 
+    def describe(self, operation: Operation) -> dict[str, str | bool | None]:
+        """The item as verdicts and listings show it: code, names in Chinese and English, hot-work cover."""
+        item = self.items.get(operation)
+        return {
+            "code": str(operation),
+            "zh": item.zh if item else None,
+            "en": item.en if item else None,
+            "category_zh": item.category_zh if item else None,
+            "category_en": item.category_en if item else None,
+            "covers_hot_work": self.covers_hot_work(operation),
+        }
+
     @classmethod
     def from_json(cls, text: str) -> Catalogue:
         """Parse the catalogue file format (see ``catalogue.json``)."""

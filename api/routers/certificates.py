@@ -15,7 +15,15 @@ from sqlmodel import Session, select
 
 import crypto
 from crypto import CST
-from schemas.api import CertificateCreate, CertificateOut, CertificatePage, ErrorResponse, ReviewRecord, StatusChange
+from schemas.api import (
+    CertificateCreate,
+    CertificateOut,
+    CertificatePage,
+    ErrorResponse,
+    OperationOut,
+    ReviewRecord,
+    StatusChange,
+)
 from schemas.catalogue import Catalogue
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
@@ -56,7 +64,6 @@ def certificate_out(
 ) -> CertificateOut:
     """Describe a certificate for its issuer."""
     operation = crypto.Operation.parse(certificate.operation)
-    item = catalogue.get(operation)
     base = f"/v1/certificates/{certificate.id}"
     return CertificateOut(
         id=certificate.id,
@@ -68,14 +75,7 @@ def certificate_out(
         status_changed_at=certificate.status_changed_at,
         holder_name=certificate.holder_name,
         masked_id=certificate.masked_id[:4] + "*" * 10 + certificate.masked_id[4:],
-        operation={
-            "code": certificate.operation,
-            "zh": item.zh if item else None,
-            "en": item.en if item else None,
-            "category_zh": item.category_zh if item else None,
-            "category_en": item.category_en if item else None,
-            "covers_hot_work": catalogue.covers_hot_work(operation),
-        },
+        operation=OperationOut.model_validate(catalogue.describe(operation)),
         issue_date=certificate.issue_date,
         valid_until=certificate.valid_until,
         review_due=certificate.review_due,

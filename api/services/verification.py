@@ -360,7 +360,6 @@ def certificate_summary(outcome: Outcome, *, catalogue: Catalogue, settings: Set
     if certificate is None:
         return None
     claims = certificate.claims
-    item = catalogue.get(claims.operation)
     review_due = (entry.review_due if entry else None) or claims.review_due  # the registry's date wins
     photo_url = None
     if entry is not None and entry.has_photo and entry.certificate_id and "claims_mismatch" not in outcome.reasons:
@@ -372,14 +371,7 @@ def certificate_summary(outcome: Outcome, *, catalogue: Catalogue, settings: Set
         "issuer": {"code": claims.issuer, "name": entry.issuer_name if entry else None},
         "holder_name": claims.holder_name,
         "masked_id": claims.masked_id_display,
-        "operation": {
-            "code": str(claims.operation),
-            "zh": item.zh if item else None,
-            "en": item.en if item else None,
-            "category_zh": item.category_zh if item else None,
-            "category_en": item.category_en if item else None,
-            "covers_hot_work": catalogue.covers_hot_work(claims.operation),
-        },
+        "operation": catalogue.describe(claims.operation),
         "valid_from": claims.valid_from.isoformat(),
         "valid_until": claims.valid_until.isoformat(),
         "review_due": review_due.isoformat() if review_due else None,
