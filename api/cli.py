@@ -338,6 +338,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
                     )
         print()
+    sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return EXIT_OK
 
