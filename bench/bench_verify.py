@@ -169,13 +169,13 @@ def main() -> None:
             crypto.envelope_from_qr_text(text)
 
     def stage_signature() -> None:
-        for envelope, message in zip(envelopes, parsed, strict=True):
-            crypto.envelope._parse_envelope(envelope)
-            crypto.cose.verify(message, trust)
+        for envelope in envelopes:
+            protected, alg, kid, payload, signature = crypto.envelope._parse_envelope(envelope)
+            crypto.cose.verify_parts(alg, kid, signature, crypto.cose.sig_structure(protected, b"", payload), trust)
 
     def stage_claims() -> None:
-        for message in parsed:
-            crypto.envelope.decode_claims(message.payload)
+        for _protected, _alg, _kid, payload, _signature in parsed:
+            crypto.envelope.decode_claims(payload)
 
     labels = {
         "certseal": "(1)  certseal verify_qr_text: QR text -> verdict",

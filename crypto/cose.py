@@ -53,13 +53,14 @@ class Sign1Message:
         # RFC 9052 sections 3 and 4.4: with no protected parameters the Sig_structure holds a
         # zero-length byte string, even when the message carries the empty map as h'a0'.
         protected_bytes = self.protected_bytes if self.protected else b""
-        return _sig_structure(protected_bytes, external_aad, self.payload)
+        return sig_structure(protected_bytes, external_aad, self.payload)
 
 
 _SIGNATURE1_PREFIX = b"\x84\x6aSignature1"  # array(4), text(10) "Signature1"
 
 
-def _sig_structure(protected_bytes: bytes, external_aad: bytes, payload: bytes) -> bytes:
+def sig_structure(protected_bytes: bytes, external_aad: bytes, payload: bytes) -> bytes:
+    """Return the Sig_structure for COSE_Sign1 (RFC 9052 section 4.4), deterministically encoded."""
     # Built by hand: this runs on every verification and is four byte strings behind a fixed head.
     return b"".join(
         (
@@ -108,30 +109,34 @@ def decode(data: bytes) -> Sign1Message:
     return from_cbor_value(_cbor.loads_lenient(bytes(data)))
 
 
-def resolve_key(message: Sign1Message, keys: KeyLookup) -> tuple[_algorithms.Algorithm, TrustedKey]:
-    """Find the algorithm and the trusted key that ``message`` names; raise UnsupportedAlgorithm or UnknownKey."""
-    kid = message.header(HEADER_KID)
-    if type(kid) is not bytes:
-        raise UnknownKey("no kid byte string in either header")
-    alg = _algorithms.algorithm(message.header(HEADER_ALG))
-    trusted = keys.get(kid)
-    if trusted is None:
-        raise UnknownKey(f"kid {kid.hex()}")
-    return alg, trusted
-
-
 def verify(message: Sign1Message, keys: KeyLookup, *, external_aad: bytes = b"") -> TrustedKey:
     """Verify ``message``'s signature with the trusted key its kid names and return that key.
 
     Raises :class:`UnknownKey`, :class:`UnsupportedAlgorithm` or :class:`BadSignature`.
     """
-    alg, trusted = resolve_key(message, keys)
-    alg.verify(trusted.public_key, message.signature, message.signed_bytes(external_aad))
+    return verify_parts(
+        message.header(HEADER_ALG),
+        message.header(HEADER_KID),
+        message.signature,
+        message.signed_bytes(external_aad),
+        keys,
+    )
+
+
+def verify_parts(alg: object, kid: object, signature: bytes, signed: bytes, keys: KeyLookup) -> TrustedKey:
+    """Verify ``signature`` over the Sig_structure ``signed`` with the trusted key ``kid`` names, under ``alg``."""
+    if type(kid) is not bytes:
+        raise UnknownKey("no kid byte string in either header")
+    algorithm = _algorithms.algorithm(alg)
+    trusted = keys.get(kid)
+    if trusted is None:
+        raise UnknownKey(f"kid {kid.hex()}")
+    algorithm.verify(trusted.public_key, signature, signed)
     return trusted
 
 
 def sign(payload: bytes, key: SigningKey) -> bytes:
     """Return a tagged COSE_Sign1 over ``payload`` with ``alg`` and ``kid`` protected, nothing unprotected."""
     protected_bytes = _cbor.dumps({HEADER_ALG: key.alg, HEADER_KID: key.kid})
-    signature = key.sign(_sig_structure(protected_bytes, b"", payload))
+    signature = key.sign(sig_structure(protected_bytes, b"", payload))
     return _cbor.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature]))

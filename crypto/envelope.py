@@ -13,16 +13,16 @@ import re
 import secrets
 import struct
 import unicodedata
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import _algorithms, _cbor, cose
+from . import _cbor, cose
 from .errors import InvalidInput, Malformed
 from .keys import SigningKey, TrustedKey
 
 CST = timezone(timedelta(hours=8), "CST")  # China Standard Time: certificate dates are calendar dates here
 EPOCH_DATE = date(1970, 1, 1)
+_EPOCH_ORDINAL = EPOCH_DATE.toordinal()
 
 CLAIM_ISS = 1
 CLAIM_EXP = 4
@@ -56,8 +56,7 @@ _CERT_REQUIRED = frozenset({CERT_HOLDER_NAME, CERT_MASKED_ID, CERT_OPERATION})
 _CERT_KEYS = _CERT_REQUIRED | {CERT_REVIEW_DUE, CERT_PHOTO_DIGEST, CERT_STATUS_INDEX}
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Operation:
+class Operation(NamedTuple):
     """A special-operation catalogue item such as 2.1 (category 2, item 1)."""
 
     category: int
@@ -92,10 +91,7 @@ def photo_digest(photo: bytes) -> bytes:
     return hashlib.sha256(photo).digest()[:PHOTO_DIGEST_BYTES]
 
 
-@dataclass(frozen=True, slots=True)
-class CertificateClaims:
-    """Everything a certseal credential asserts."""
-
+class _ClaimFields(NamedTuple):
     issuer: str
     serial: bytes
     issued_at: int
@@ -108,10 +104,23 @@ class CertificateClaims:
     photo_digest: bytes | None = None
     status_index: int | None = None
 
-    def __post_init__(self) -> None:
-        problem = _claims_problem(self)
+
+class CertificateClaims(_ClaimFields):
+    """Everything a certseal credential asserts; an instance outside the profile cannot be made.
+
+    An immutable named tuple rather than a frozen dataclass: one is built on every verification,
+    and a frozen dataclass costs three times as much to construct.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> CertificateClaims:
+        """Create claims, raising :class:`InvalidInput` if any field is outside the profile."""
+        claims = super().__new__(cls, *args, **kwargs)
+        problem = _claims_problem(claims)
         if problem:
             raise InvalidInput(problem)
+        return claims
 
     @classmethod
     def issue(
@@ -217,7 +226,7 @@ class CertificateClaims:
                 holder_name=certificate[CERT_HOLDER_NAME],
                 masked_id=certificate[CERT_MASKED_ID],
                 operation=Operation(*operation),
-                review_due=None if review_days is None else EPOCH_DATE + timedelta(days=review_days),
+                review_due=None if review_days is None else date.fromordinal(_EPOCH_ORDINAL + review_days),
                 photo_digest=certificate.get(CERT_PHOTO_DIGEST),
                 status_index=certificate.get(CERT_STATUS_INDEX),
             )
@@ -253,6 +262,10 @@ _CERTIFICATE_KEY = b"\x3a\x00\x01\x00\x00"  # -65537
 # 4-byte unsigned integers, an 8-byte cti, the certificate key and a one-byte map head. Read in one
 # struct call; anything else takes the general path below it.
 _COMMON_MIDDLE = struct.Struct(">2sI2sI2sI2s8s5sB")
+# Then, in the certificate map: the masked ID (8 characters), the operation as two one-byte integers,
+# and a review date after 1970-09-13 (a 2-byte integer) with the 16-byte photo digest.
+_COMMON_CERTIFICATE = struct.Struct(">2s8s2sBB")
+_COMMON_EXTRAS = struct.Struct(">2sH2s16s")
 _COMMON_MARKERS = (b"\x04\x1a", b"\x05\x1a", b"\x06\x1a", b"\x07\x48", _CERTIFICATE_KEY)
 
 
@@ -264,12 +277,16 @@ def _bytes_at(data: bytes, pos: int, major: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
-def _text_at(data: bytes, pos: int) -> tuple[str, int]:
-    raw, pos = _bytes_at(data, pos, _MAJOR_TSTR)
+def _utf8(raw: bytes) -> str:
     try:
-        return raw.decode("utf-8"), pos
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Malformed("text is not UTF-8") from None
+
+
+def _text_at(data: bytes, pos: int) -> tuple[str, int]:
+    raw, pos = _bytes_at(data, pos, _MAJOR_TSTR)
+    return _utf8(raw), pos
 
 
 def _key(data: bytes, pos: int, key: int) -> int:
@@ -310,15 +327,29 @@ def decode_claims(payload: bytes) -> CertificateClaims:
         if not 3 <= fields <= 6:
             raise Malformed("certificate claim has missing or unknown fields")
         holder_name, pos = _text_at(payload, _key(payload, pos, CERT_HOLDER_NAME))
-        masked_id, pos = _text_at(payload, _key(payload, pos, CERT_MASKED_ID))
-        pos = _key(payload, pos, CERT_OPERATION)
-        if payload[pos] != 0x82:  # array of 2
-            raise Malformed("operation is not a pair")
-        category, pos = _head(payload, pos + 1, _MAJOR_UINT)
-        item, pos = _head(payload, pos, _MAJOR_UINT)
+        head = _COMMON_CERTIFICATE.unpack_from(payload, pos) if len(payload) >= pos + _COMMON_CERTIFICATE.size else None
+        if head is not None and head[0] == b"\x02\x68" and head[2] == b"\x03\x82" and max(head[3], head[4]) < 24:
+            masked_id, category, item = _utf8(head[1]), head[3], head[4]
+            pos += _COMMON_CERTIFICATE.size
+        else:
+            masked_id, pos = _text_at(payload, _key(payload, pos, CERT_MASKED_ID))
+            pos = _key(payload, pos, CERT_OPERATION)
+            if payload[pos] != 0x82:  # array of 2
+                raise Malformed("operation is not a pair")
+            category, pos = _head(payload, pos + 1, _MAJOR_UINT)
+            item, pos = _head(payload, pos, _MAJOR_UINT)
         optional: dict[int, int | bytes] = {}
         previous = CERT_OPERATION
-        for _ in range(fields - 3):
+        extras = _COMMON_EXTRAS.unpack_from(payload, pos) if len(payload) >= pos + _COMMON_EXTRAS.size else None
+        if (
+            fields == 6
+            and extras is not None
+            and (extras[0], extras[2]) == (b"\x04\x19", b"\x05\x50")
+            and extras[1] >= 0x100
+        ):
+            optional[CERT_REVIEW_DUE], optional[CERT_PHOTO_DIGEST] = extras[1], extras[3]
+            previous, pos = CERT_PHOTO_DIGEST, pos + _COMMON_EXTRAS.size
+        for _ in range(fields - 3 - len(optional)):
             key = payload[pos]
             if key <= previous or key > CERT_STATUS_INDEX:
                 raise Malformed("certificate claim has unknown or unordered fields")
@@ -346,7 +377,7 @@ def decode_claims(payload: bytes) -> CertificateClaims:
             holder_name=holder_name,
             masked_id=masked_id,
             operation=Operation(category, item),
-            review_due=None if review_days is None else EPOCH_DATE + timedelta(days=review_days),
+            review_due=None if review_days is None else date.fromordinal(_EPOCH_ORDINAL + review_days),
             photo_digest=photo if isinstance(photo, bytes) else None,
             status_index=index if isinstance(index, int) else None,
         )
@@ -402,8 +433,7 @@ def _valid_name(name: str) -> bool:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SignedCertificate:
+class SignedCertificate(NamedTuple):
     """A credential whose signature verified with a trusted key; its time and status are not yet judged."""
 
     claims: CertificateClaims
@@ -447,8 +477,11 @@ _PROTECTED_PREFIX = b"\xa2\x01"
 _PROTECTED_KID = b"\x04\x48"
 
 
-def _parse_envelope(data: bytes) -> cose.Sign1Message:
-    """Parse the only shape the profile allows: ``18([bstr protected, {}, bstr payload, bstr signature])``."""
+def _parse_envelope(data: bytes) -> tuple[bytes, object, object, bytes, bytes]:
+    """Parse the only shape the profile allows: ``18([bstr protected, {}, bstr payload, bstr signature])``.
+
+    Returns the protected header bytes, its ``alg`` and ``kid``, the payload and the signature.
+    """
     if len(data) > _cbor.MAX_ENVELOPE_BYTES or data[:2] != _PROFILE_HEAD:
         raise Malformed("not a tagged COSE_Sign1 of at most 4096 bytes")
     try:
@@ -461,56 +494,28 @@ def _parse_envelope(data: bytes) -> cose.Sign1Message:
         raise Malformed("truncated COSE_Sign1") from None
     if pos != len(data):
         raise Malformed("trailing bytes after COSE_Sign1")
-    return cose.Sign1Message(protected_bytes, _protected_header(protected_bytes), {}, payload, signature, (18,))
+    alg, kid = _protected_header(protected_bytes)
+    return protected_bytes, alg, kid, payload, signature
 
 
-def _protected_header(protected_bytes: bytes) -> dict[int, Any]:
-    """Decode the protected header, which must be exactly ``{1: alg, 4: kid}`` in deterministic CBOR."""
+def _protected_header(protected_bytes: bytes) -> tuple[object, object]:
+    """Return ``alg`` and ``kid`` of a protected header that must be exactly ``{1: alg, 4: kid}``, deterministic."""
     if (
         len(protected_bytes) == 13
         and protected_bytes[:2] == _PROTECTED_PREFIX
-        and protected_bytes[2] >= 0x20
-        and protected_bytes[2] <= 0x37  # alg -1 .. -24 in one byte
+        and 0x20 <= protected_bytes[2] <= 0x37  # alg -1 .. -24 in one byte
         and protected_bytes[3:5] == _PROTECTED_KID
     ):
-        return {cose.HEADER_ALG: -1 - (protected_bytes[2] - 0x20), cose.HEADER_KID: protected_bytes[5:]}
+        return -1 - (protected_bytes[2] - 0x20), protected_bytes[5:]
     header = _cbor.loads_strict(protected_bytes)  # e.g. PS256 (-37) takes a two-byte alg
-    if not isinstance(header, dict) or tuple(header) != (cose.HEADER_ALG, cose.HEADER_KID):
+    # The type test matters: CBOR true as a key compares equal to 1 in Python.
+    if (
+        not isinstance(header, dict)
+        or tuple(header) != (cose.HEADER_ALG, cose.HEADER_KID)
+        or not all(type(label) is int for label in header)
+    ):
         raise Malformed("profile requires exactly alg and kid, both protected")
-    return header
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedEnvelope:
-    """A profile-conformant envelope whose kid names a trusted key; its signature is not yet checked.
-
-    The two steps are apart so that a server can run :meth:`check_signature` (which releases the
-    GIL in OpenSSL) on a worker thread and everything else on its event loop.
-    """
-
-    envelope: bytes
-    message: cose.Sign1Message
-    algorithm: _algorithms.Algorithm
-    trusted: TrustedKey
-
-    def check_signature(self) -> None:
-        """Raise :class:`BadSignature` unless the signature verifies with the trusted key."""
-        self.algorithm.verify(self.trusted.public_key, self.message.signature, self.message.signed_bytes())
-
-    def certificate(self) -> SignedCertificate:
-        """Decode the claims strictly; call only after :meth:`check_signature` passed."""
-        claims = decode_claims(self.message.payload)
-        return SignedCertificate(claims, self.trusted.kid, self.algorithm.cose_id, self.trusted, self.envelope)
-
-
-def open_envelope(envelope: bytes, keys: cose.KeyLookup) -> OpenedEnvelope:
-    """Check ``envelope``'s shape against the strict profile and find its trusted key.
-
-    Raises :class:`Malformed`, :class:`UnsupportedAlgorithm` or :class:`UnknownKey`.
-    """
-    message = _parse_envelope(envelope)
-    algorithm, trusted = cose.resolve_key(message, keys)
-    return OpenedEnvelope(envelope, message, algorithm, trusted)
+    return header[cose.HEADER_ALG], header[cose.HEADER_KID]
 
 
 def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate:
@@ -519,6 +524,7 @@ def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate
     Raises :class:`Malformed`, :class:`UnsupportedAlgorithm`, :class:`UnknownKey` or
     :class:`BadSignature`. Time and status are judged separately (``crypto.policy``).
     """
-    opened = open_envelope(envelope, keys)
-    opened.check_signature()
-    return opened.certificate()
+    protected_bytes, alg, kid, payload, signature = _parse_envelope(envelope)
+    trusted = cose.verify_parts(alg, kid, signature, cose.sig_structure(protected_bytes, b"", payload), keys)
+    assert type(alg) is int  # verify_parts accepted it as a COSE algorithm
+    return SignedCertificate(decode_claims(payload), trusted.kid, alg, trusted, envelope)
