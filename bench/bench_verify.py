@@ -117,7 +117,7 @@ def main() -> None:
     """Build the corpus, check every path gives the right verdict, then measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--certificates", type=int, default=1000, help="distinct certificates (>= 1000)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved verification rounds (best is kept)")
+    parser.add_argument("--rounds", type=int, default=11, help="interleaved verification rounds (best is kept)")
     parser.add_argument("--render", type=int, default=30, help="distinct texts per QR rendering round")
     parser.add_argument("--render-rounds", type=int, default=3, help="interleaved QR rendering rounds")
     args = parser.parse_args()
@@ -170,11 +170,11 @@ def main() -> None:
 
     def stage_signature() -> None:
         for envelope in envelopes:
-            protected, alg, kid, payload, signature = crypto.envelope._parse_envelope(envelope)
-            crypto.cose.verify_parts(alg, kid, signature, crypto.cose.sig_structure(protected, b"", payload), trust)
+            alg, kid, _payload, signature, signed = crypto.envelope._parse_envelope(envelope)
+            crypto.cose.verify_parts(alg, kid, signature, signed, trust)
 
     def stage_claims() -> None:
-        for _protected, _alg, _kid, payload, _signature in parsed:
+        for _alg, _kid, payload, _signature, _signed in parsed:
             crypto.envelope.decode_claims(payload)
 
     labels = {

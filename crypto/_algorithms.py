@@ -8,7 +8,7 @@ signature failure, never a fallback to another algorithm.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -44,7 +44,11 @@ class Algorithm(Protocol):
         """Tell whether ``key`` is of the type this algorithm verifies with."""
 
     def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
-        """Raise :class:`BadSignature` unless ``signature`` is valid over ``message``."""
+        """Raise :class:`BadSignature` unless ``signature`` is valid over ``message``.
+
+        ``key`` must be one that :meth:`accepts` approves; ``TrustedKey.algorithms`` records that
+        once, when the key is trusted, instead of on every verification.
+        """
 
 
 class _Ecdsa:
@@ -61,13 +65,12 @@ class _Ecdsa:
         return isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, self.curve)
 
     def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
-        if len(signature) != 2 * self.size or not self.accepts(key):
-            raise BadSignature(f"{self.name}: wrong key type or signature length {len(signature)}")
-        assert isinstance(key, ec.EllipticCurvePublicKey)  # narrowed by accepts(); for the type checker
-        r = int.from_bytes(signature[: self.size], "big")
-        s = int.from_bytes(signature[self.size :], "big")
+        if len(signature) != 2 * self.size:
+            raise BadSignature(f"{self.name}: signature length {len(signature)}")
+        r = int.from_bytes(signature[: self.size])
+        s = int.from_bytes(signature[self.size :])
         try:
-            key.verify(encode_dss_signature(r, s), message, self._ecdsa)
+            cast(ec.EllipticCurvePublicKey, key).verify(encode_dss_signature(r, s), message, self._ecdsa)
         except InvalidSignature:
             raise BadSignature(f"{self.name}: signature does not verify") from None
 
@@ -85,10 +88,8 @@ class _EdDsa:
         return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
 
     def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
-        if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            raise BadSignature("EdDSA: key is not an Edwards-curve key")
         try:
-            key.verify(signature, message)
+            cast(ed25519.Ed25519PublicKey | ed448.Ed448PublicKey, key).verify(signature, message)
         except InvalidSignature:
             raise BadSignature("EdDSA: signature does not verify") from None
 
@@ -105,12 +106,9 @@ class _RsaPss:
         return isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS
 
     def verify(self, key: PublicKey, signature: bytes, message: bytes) -> None:
-        if not self.accepts(key):
-            raise BadSignature("PS256: key is not an RSA key of at least 2048 bits")
-        assert isinstance(key, rsa.RSAPublicKey)  # narrowed by accepts(); for the type checker
         pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=hashes.SHA256.digest_size)
         try:
-            key.verify(signature, message, pss, hashes.SHA256())
+            cast(rsa.RSAPublicKey, key).verify(signature, message, pss, hashes.SHA256())
         except InvalidSignature:
             raise BadSignature("PS256: signature does not verify") from None
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import cbor2
 
 from . import _algorithms, _cbor
-from .errors import Malformed, UnknownKey
+from .errors import BadSignature, Malformed, UnknownKey
 from .keys import SigningKey, TrustedKey
 
 COSE_SIGN1_TAG = 18
@@ -131,6 +131,8 @@ def verify_parts(alg: object, kid: object, signature: bytes, signed: bytes, keys
     trusted = keys.get(kid)
     if trusted is None:
         raise UnknownKey(f"kid {kid.hex()}")
+    if algorithm.cose_id not in trusted.algorithms:
+        raise BadSignature(f"{algorithm.name} does not go with kid {kid.hex()}'s key type")
     algorithm.verify(trusted.public_key, signature, signed)
     return trusted
 

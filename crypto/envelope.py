@@ -472,30 +472,34 @@ def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int]:
 
 _PROFILE_HEAD = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4
 _EMPTY_MAP = 0xA0
+_SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"  # ["Signature1", ... : array(4), text(10)
 # Deterministic protected header {1: alg, 4: kid} for a one-byte alg (ES256 -7, EdDSA -8) and 8-byte kid.
 _PROTECTED_PREFIX = b"\xa2\x01"
 _PROTECTED_KID = b"\x04\x48"
 
 
-def _parse_envelope(data: bytes) -> tuple[bytes, object, object, bytes, bytes]:
+def _parse_envelope(data: bytes) -> tuple[object, object, bytes, bytes, bytes]:
     """Parse the only shape the profile allows: ``18([bstr protected, {}, bstr payload, bstr signature])``.
 
-    Returns the protected header bytes, its ``alg`` and ``kid``, the payload and the signature.
+    Returns ``alg``, ``kid``, the payload, the signature and the Sig_structure to verify. The
+    Sig_structure reuses the envelope's own (shortest-form, hence deterministic) byte-string
+    encodings of the protected header and the payload instead of encoding them again.
     """
     if len(data) > _cbor.MAX_ENVELOPE_BYTES or data[:2] != _PROFILE_HEAD:
         raise Malformed("not a tagged COSE_Sign1 of at most 4096 bytes")
     try:
-        protected_bytes, pos = _read_bstr(data, 2)
-        if data[pos] != _EMPTY_MAP:
+        protected_bytes, protected_end = _read_bstr(data, 2)
+        if data[protected_end] != _EMPTY_MAP:
             raise Malformed("profile requires an empty unprotected header")
-        payload, pos = _read_bstr(data, pos + 1)
-        signature, pos = _read_bstr(data, pos)
+        payload, payload_end = _read_bstr(data, protected_end + 1)
+        signature, pos = _read_bstr(data, payload_end)
     except IndexError:
         raise Malformed("truncated COSE_Sign1") from None
     if pos != len(data):
         raise Malformed("trailing bytes after COSE_Sign1")
     alg, kid = _protected_header(protected_bytes)
-    return protected_bytes, alg, kid, payload, signature
+    signed = b"".join((_SIG_STRUCTURE_HEAD, data[2:protected_end], b"\x40", data[protected_end + 1 : payload_end]))
+    return alg, kid, payload, signature, signed
 
 
 def _protected_header(protected_bytes: bytes) -> tuple[object, object]:
@@ -524,7 +528,7 @@ def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate
     Raises :class:`Malformed`, :class:`UnsupportedAlgorithm`, :class:`UnknownKey` or
     :class:`BadSignature`. Time and status are judged separately (``crypto.policy``).
     """
-    protected_bytes, alg, kid, payload, signature = _parse_envelope(envelope)
-    trusted = cose.verify_parts(alg, kid, signature, cose.sig_structure(protected_bytes, b"", payload), keys)
+    alg, kid, payload, signature, signed = _parse_envelope(envelope)
+    trusted = cose.verify_parts(alg, kid, signature, signed, keys)
     assert type(alg) is int  # verify_parts accepted it as a COSE algorithm
     return SignedCertificate(decode_claims(payload), trusted.kid, alg, trusted, envelope)

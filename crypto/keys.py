@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -130,10 +130,15 @@ def load_public_key(data: bytes) -> PublicKey:
 
 @dataclass(frozen=True, slots=True)
 class TrustedKey:
-    """A verifying key the caller trusts, under an explicit kid."""
+    """A verifying key the caller trusts, under an explicit kid, with the algorithms its type allows."""
 
     kid: bytes
     public_key: PublicKey
+    algorithms: frozenset[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        allowed = frozenset(a.cose_id for a in _algorithms.ALGORITHMS.values() if a.accepts(self.public_key))
+        object.__setattr__(self, "algorithms", allowed)  # frozen: set once, here
 
 
 class TrustStore:
