@@ -1,11 +1,10 @@
 """Low-level CBOR helpers: deterministic encoding and a strict decoder.
 
 ``cbor2`` accepts duplicate map keys (the last wins), trailing bytes, indefinite lengths and
-non-shortest integers. The strict decoder rejects all of them by re-encoding what it decoded in
-deterministic form (RFC 8949 section 4.2.1) and requiring the result to equal the input byte for
-byte: any input that is not the one deterministic encoding of its own value is refused. Maps in
-certseal only have integer keys of one encoded length class, where the length-first ordering that
-``cbor2`` applies and the bytewise ordering of RFC 8949 agree.
+non-shortest integers. The strict decoder rejects all of them: it re-encodes what it decoded (maps
+in the order read) and requires the result to equal the input byte for byte, then checks that every
+map's keys are in the bytewise order of RFC 8949 section 4.2.1. The certseal profile's claims have
+their own, faster reader (``crypto.envelope.decode_claims``), which the tests hold to this one.
 """
 
 from __future__ import annotations
@@ -66,11 +65,8 @@ def loads_lenient(data: bytes) -> Any:
     return value
 
 
-def loads_strict(data: bytes, *, check_key_order: bool = True) -> Any:
-    """Decode one CBOR item that must be in deterministic encoding with nothing after it.
-
-    A caller that checks every map's exact key sequence itself may skip the generic key-order walk.
-    """
+def loads_strict(data: bytes) -> Any:
+    """Decode one CBOR item that must be in deterministic encoding with nothing after it."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise Malformed(f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
     try:
@@ -80,7 +76,7 @@ def loads_strict(data: bytes, *, check_key_order: bool = True) -> Any:
         reencoded = cbor2.dumps(value)
     except (*_DECODE_ERRORS, cbor2.CBOREncodeError) as exc:
         raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
-    if reencoded != data or (check_key_order and not _keys_in_order(value)):
+    if reencoded != data or not _keys_in_order(value):
         raise Malformed("CBOR is not in deterministic encoding, has duplicate keys or trailing bytes")
     return value
 
