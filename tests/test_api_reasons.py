@@ -69,7 +69,7 @@ def test_unsupported_algorithm(settings, issuer, verify, issuer_signing_key, mak
     secp256k1 = ec.generate_private_key(ec.SECP256K1())
     protected = _cbor.dumps({cose.HEADER_ALG: ES256K, cose.HEADER_KID: issuer_signing_key("CN-44").kid})
     payload = _cbor.dumps(make_claims().to_cbor())
-    r, s = decode_dss_signature(secp256k1.sign(cose._sig_structure(protected, b"", payload), ec.ECDSA(hashes.SHA256())))
+    r, s = decode_dss_signature(secp256k1.sign(cose.sig_structure(protected, b"", payload), ec.ECDSA(hashes.SHA256())))
     signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     envelope = b"\xd2\x84" + _cbor.dumps(protected) + b"\xa0" + _cbor.dumps(payload) + _cbor.dumps(signature)
 
