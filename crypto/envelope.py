@@ -448,28 +448,6 @@ def sign_certificate(claims: CertificateClaims, key: SigningKey) -> bytes:
     return cose.sign(_cbor.dumps(claims.to_cbor()), key)
 
 
-def _read_bstr(data: bytes, pos: int) -> tuple[bytes, int]:
-    """Read a byte string with a shortest-form head at ``pos``; return it and the next position."""
-    head = data[pos]
-    info = head & 0x1F
-    if head >> 5 != 2 or info > 25:
-        raise Malformed("expected a byte string of at most 65535 bytes")
-    if info < 24:
-        length, pos = info, pos + 1
-    elif info == 24:
-        length, pos = data[pos + 1], pos + 2
-        if length < 24:
-            raise Malformed("byte string length not in shortest form")
-    else:
-        length, pos = int.from_bytes(data[pos + 1 : pos + 3], "big"), pos + 3
-        if length < 0x100:
-            raise Malformed("byte string length not in shortest form")
-    end = pos + length
-    if end > len(data):
-        raise Malformed("truncated byte string")
-    return data[pos:end], end
-
-
 _PROFILE_HEAD = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4
 _EMPTY_MAP = 0xA0
 _SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"  # ["Signature1", ... : array(4), text(10)
@@ -488,11 +466,11 @@ def _parse_envelope(data: bytes) -> tuple[object, object, bytes, bytes, bytes]:
     if len(data) > _cbor.MAX_ENVELOPE_BYTES or data[:2] != _PROFILE_HEAD:
         raise Malformed("not a tagged COSE_Sign1 of at most 4096 bytes")
     try:
-        protected_bytes, protected_end = _read_bstr(data, 2)
+        protected_bytes, protected_end = _bytes_at(data, 2, _MAJOR_BSTR)
         if data[protected_end] != _EMPTY_MAP:
             raise Malformed("profile requires an empty unprotected header")
-        payload, payload_end = _read_bstr(data, protected_end + 1)
-        signature, pos = _read_bstr(data, payload_end)
+        payload, payload_end = _bytes_at(data, protected_end + 1, _MAJOR_BSTR)
+        signature, pos = _bytes_at(data, payload_end, _MAJOR_BSTR)
     except IndexError:
         raise Malformed("truncated COSE_Sign1") from None
     if pos != len(data):
