@@ -1,0 +1,69 @@
+"""Verification events: every verify is recorded, in batches off the request path, without ID numbers."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+
+from conftest import id_number_for
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from api.models import VerificationEvent
+from api.services.events import EventRecorder
+
+
+def _events(app) -> list[VerificationEvent]:
+    app.state.events.flush()
+    with Session(app.state.engine) as session:
+        return list(session.exec(select(VerificationEvent).order_by(VerificationEvent.at)).all())
+
+
+def test_each_verification_is_recorded_with_its_outcome(app, app_client, issuer, issue, verify):
+    """Accepts, rejects and holder checks each leave one event with decision, reasons and purpose."""
+    certificate = issue(issuer)
+    holder = id_number_for(date(1985, 3, 12))  # the holder conftest issues for
+
+    verify(certificate["qr_text"], purpose="hot_work", holder_id_number=holder)
+    verify(certificate["qr_text"] + "0")
+    verify(certificate["qr_text"], operation="2.2")
+    events = _events(app)
+
+    assert [(e.decision, e.reasons, e.purpose, e.holder_checked) for e in events] == [
+        ("accept", "", "hot_work", True),
+        ("reject", "malformed", None, False),
+        ("reject", "operation_not_covered", "operation:2.2", False),
+    ]
+    assert events[0].serial == certificate["serial"]
+    assert events[0].issuer_code == "CN-44"
+    assert all(e.at.tzinfo is not None for e in events)
+
+
+def test_events_are_written_by_the_background_flusher_within_a_second(app, app_client, issuer, issue, verify):
+    """Without an explicit flush the recorder's thread writes the event within its interval (at most 1 s)."""
+    certificate = issue(issuer)
+
+    verify(certificate["qr_text"])
+    deadline = time.monotonic() + 2.0
+    count = 0
+    while time.monotonic() < deadline and count == 0:
+        with app.state.engine.connect() as connection:
+            count = connection.execute(text("SELECT count(*) FROM verification_events")).scalar_one()
+        time.sleep(0.05)
+
+    assert count == 1
+
+
+def test_events_survive_a_failed_write_and_are_written_later(app, app_client):
+    """If the database refuses a batch, the events stay queued and go out with the next flush."""
+    recorder = EventRecorder(app.state.engine)
+    with app.state.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE verification_events RENAME TO verification_events_away"))
+    recorder.record(at=datetime.now(UTC), decision="reject", reasons="malformed", holder_checked=False)
+
+    failed = recorder.flush()
+    with app.state.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE verification_events_away RENAME TO verification_events"))
+    written = recorder.flush()
+
+    assert (failed, written) == (0, 1)
