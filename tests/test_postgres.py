@@ -63,11 +63,16 @@ def test_issue_verify_revoke_across_two_replicas(postgres_url: str) -> None:
         second.post(f"/v1/certificates/{issued['id']}/revoke", json={"reason": "fraud"}, headers=issuer)
         rejected = first.post("/v1/verify", json={"qr": issued["qr_text"]}).json()
         listed = second.get("/v1/certificates", params={"holder_id_number": holder}, headers=issuer).json()
+        for client in (first, second):
+            client.app.state.events.flush()  # type: ignore[attr-defined]
+        with first.app.state.engine.connect() as connection:  # type: ignore[attr-defined]
+            written = connection.execute(text("SELECT decision FROM verification_events ORDER BY at")).scalars().all()
 
     assert accepted["decision"] == "accept"
     assert "holder" in accepted["checks"]
     assert rejected["reasons"] == ["revoked"]
     assert [item["id"] for item in listed["items"]] == [issued["id"]]
+    assert written == ["accept", "reject"]
 
 
 def test_idempotent_retry_on_another_replica_returns_the_same_certificate(postgres_url: str) -> None:
