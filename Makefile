@@ -5,7 +5,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test system-packages lint openapi bench
 
 demo:
-	$(PYTHON) -m pip install -q -e . && certseal serve --demo
+	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m api.cli serve --demo
 
 test: system-packages
 	$(PYTHON) -m pip install -q -e '.[test]'
