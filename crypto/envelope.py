@@ -285,6 +285,12 @@ def _utf8(raw: bytes) -> str:
 
 
 def _text_at(data: bytes, pos: int) -> tuple[str, int]:
+    head = data[pos]
+    if 0x60 <= head < 0x78:  # a text string under 24 bytes: its length is in the head itself
+        end = pos + 1 + head - 0x60
+        if end > len(data):
+            raise Malformed("truncated string")
+        return _utf8(data[pos + 1 : end]), end
     raw, pos = _bytes_at(data, pos, _MAJOR_TSTR)
     return _utf8(raw), pos
 
