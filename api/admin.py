@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from crypto import CST
 from schemas.api import CertificateCreate
 from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
+from schemas.dates import add_years
 from schemas.idnumber import check_character
 
 from .db import create_tables, make_engine
@@ -106,27 +107,24 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
             today = now.date()
             plans = [
                 (
-                    "valid welder 2.1",
                     CertificateCreate(
                         holder_name="张伟",
                         holder_id_number=demo_id_number("19900307", "123"),
                         operation="2.1",
-                        issue_date=today.replace(year=today.year - 1),
+                        issue_date=add_years(today, -1),
                     ),
                     None,
                 ),
                 (
-                    "revoked welder 2.1",
                     CertificateCreate(
                         holder_name="李强",
                         holder_id_number=demo_id_number("19851120", "245"),
                         operation="2.1",
-                        issue_date=today.replace(year=today.year - 2),
+                        issue_date=add_years(today, -2),
                     ),
                     "revoke",
                 ),
                 (
-                    "expired welder 2.2",
                     CertificateCreate(
                         holder_name="王芳",
                         holder_id_number=demo_id_number("19780615", "062"),
@@ -138,17 +136,16 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
                     None,
                 ),
                 (
-                    "electrician 1.2 (no hot work)",
                     CertificateCreate(
                         holder_name="陈杰",
                         holder_id_number=demo_id_number("19950811", "371"),
                         operation="1.2",
-                        issue_date=today.replace(year=today.year - 1),
+                        issue_date=add_years(today, -1),
                     ),
                     None,
                 ),
             ]
-            for _label, request, action in plans:
+            for request, action in plans:
                 certificate = issuance.issue_certificate(
                     session,
                     rt.keyring,

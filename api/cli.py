@@ -13,13 +13,14 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import crypto
 from crypto import CST, CertsealError, Operation, VerificationError
 from schemas.catalogue import load_catalogue
+from schemas.dates import default_valid_until
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
 EXIT_OK = 0
@@ -30,13 +31,6 @@ VALIDITY_YEARS = 6
 
 class UsageError(Exception):
     """A command-line problem the user can fix; printed without a traceback."""
-
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
 
 
 def _read_json(path: str) -> Any:
@@ -87,7 +81,7 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
     valid_from = _date_field(data, "valid_from", required=True)
     assert valid_from is not None
     try:
-        valid_until = _date_field(data, "valid_until") or _add_years(valid_from, VALIDITY_YEARS) - timedelta(days=1)
+        valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, VALIDITY_YEARS)
     except (ValueError, OverflowError):
         raise UsageError("claims: valid_from is too late for a default valid_until") from None
     serial = data.get("serial")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import SQLModel, create_engine
 
 from . import models  # noqa: F401 -- registers the tables on SQLModel.metadata
 
@@ -30,9 +28,3 @@ def make_engine(database_url: str) -> Engine:
 def create_tables(engine: Engine) -> None:
     """Create missing tables (idempotent)."""
     SQLModel.metadata.create_all(engine)
-
-
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """Yield a session that is closed afterwards; callers commit explicitly."""
-    with Session(engine, expire_on_commit=False) as session:
-        yield session

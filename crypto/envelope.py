@@ -86,6 +86,11 @@ def mask_visible(id_number: str) -> str:
     return id_number[:4] + id_number[-4:]
 
 
+def display_masked(visible: str) -> str:
+    """Show the visible characters of an ID number as people read it, e.g. ``4401**********123X``."""
+    return visible[:4] + MASK_FILL + visible[4:]
+
+
 def photo_digest(photo: bytes) -> bytes:
     """Return the 16-byte photo digest the credential carries: SHA-256 truncated."""
     return hashlib.sha256(photo).digest()[:PHOTO_DIGEST_BYTES]
@@ -167,7 +172,7 @@ class CertificateClaims(_ClaimFields):
     @property
     def masked_id_display(self) -> str:
         """The masked ID number as shown to people, e.g. ``4401**********123X``."""
-        return self.masked_id[:4] + MASK_FILL + self.masked_id[4:]
+        return display_masked(self.masked_id)
 
     def to_cbor(self) -> dict[int, Any]:
         """Return the CWT claims map."""

@@ -25,6 +25,7 @@ from schemas.api import (
     StatusChange,
 )
 from schemas.catalogue import Catalogue
+from schemas.dates import add_years
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
 from ..deps import (
@@ -74,7 +75,7 @@ def certificate_out(
         status_reason=certificate.status_reason,
         status_changed_at=certificate.status_changed_at,
         holder_name=certificate.holder_name,
-        masked_id=certificate.masked_id[:4] + "*" * 10 + certificate.masked_id[4:],
+        masked_id=crypto.display_masked(certificate.masked_id),
         operation=OperationOut.model_validate(catalogue.describe(operation)),
         issue_date=certificate.issue_date,
         valid_until=certificate.valid_until,
@@ -321,7 +322,7 @@ def review(
     catalogue: CatalogueDep,
 ) -> CertificateOut:
     """Set the next review date; online verification uses it instead of the signed one."""
-    next_due = body.next_review_due or issuance.add_years(datetime.now(CST).date(), settings.review_interval_years)
+    next_due = body.next_review_due or add_years(datetime.now(CST).date(), settings.review_interval_years)
     issuance.record_review(
         session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}"
     )

@@ -12,6 +12,7 @@ import crypto
 from crypto import CST, CertificateClaims, Operation
 from schemas.api import CertificateCreate
 from schemas.catalogue import Catalogue
+from schemas.dates import add_years, default_valid_until
 from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
 
 from ..errors import ApiError
@@ -27,14 +28,6 @@ TRANSITIONS = {
     "reinstate": ({"suspended"}, "valid"),
     "revoke": ({"valid", "suspended"}, "revoked"),
 }
-
-
-def add_years(day: date, years: int) -> date:
-    """Same calendar day ``years`` later (28 February for 29 February)."""
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:
-        return day.replace(year=day.year + years, day=28)
 
 
 def checked_operations(codes: list[str], catalogue: Catalogue) -> list[str]:
@@ -159,7 +152,7 @@ def issue_certificate(
     today = now.astimezone(CST).date()
     if request.issue_date > today + timedelta(days=1):
         raise ApiError(422, "invalid_dates", "issue date is in the future")
-    valid_until = request.valid_until or add_years(request.issue_date, settings.validity_years) - timedelta(days=1)
+    valid_until = request.valid_until or default_valid_until(request.issue_date, settings.validity_years)
     if valid_until < request.issue_date:
         raise ApiError(422, "invalid_dates", "valid_until is before the issue date")
     review_due = request.review_due
