@@ -17,8 +17,9 @@ from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
 from schemas.dates import add_years
 from schemas.idnumber import check_character
 
-from .db import create_tables, make_engine
+from .db import make_engine, write_transaction
 from .keyring import Keyring
+from .migrate import require_current_schema
 from .models import ApiKey, Certificate, Issuer
 from .security import hash_api_key
 from .services import issuance
@@ -62,10 +63,10 @@ class Runtime:
 
 @contextmanager
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    """Open the database (creating tables) and the keyring; dispose of the engine afterwards."""
-    engine = make_engine(settings.database_url)
+    """Open the database (refusing one not at the newest schema revision) and the keyring; dispose afterwards."""
+    engine = make_engine(settings.database_url, limits=settings.database_limits)
     try:
-        create_tables(engine)
+        require_current_schema(engine)
         keyring = Keyring(engine, settings.require("key_passphrase").encode())
         keyring.check_active_keys()
         yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
@@ -90,7 +91,7 @@ class DemoCertificate:
 
 def seed_demo(rt: Runtime) -> list[DemoCertificate]:
     """Create, if absent, the demo issuer, its API key and four certificates; return them."""
-    with Session(rt.engine, expire_on_commit=False) as session:
+    with Session(rt.engine, expire_on_commit=False) as session, write_transaction(session):
         issuer = session.exec(select(Issuer).where(Issuer.code == DEMO_ISSUER["code"])).first()
         if issuer is None:
             issuer, _ = issuance.create_issuer(session, rt.keyring, alg="ES256", catalogue=rt.catalogue, **DEMO_ISSUER)  # type: ignore[arg-type]
@@ -164,7 +165,6 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
                         reason="演示：证件被吊销 (demo revocation)",
                         actor="demo",
                     )
-            session.commit()
         rows = session.exec(
             select(Certificate).where(Certificate.issuer_id == issuer.id).order_by(Certificate.created_at)
         ).all()  # type: ignore[arg-type]

@@ -303,11 +303,43 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
+    """Print the demo secrets and, for each demo certificate, its QR URL, QR image link and a curl line."""
+    from sqlmodel import Session
+
+    from .admin import DEMO_ISSUER_API_KEY
+    from .models import Certificate
+    from .routers.certificates import qr_text_of
+    from .settings import DEMO_SECRETS
+
+    base = rt.settings.public_base_url.rstrip("/")
+    print("certseal demo — published demo secrets, never use them in production")
+    print(f"  admin token:      {DEMO_SECRETS['admin_token']}")
+    print(f"  issuer API key:   {DEMO_ISSUER_API_KEY}  (issuer CN-44)")
+    with Session(rt.engine) as session:
+        for item in demo:
+            certificate = session.get(Certificate, item.certificate_id)
+            assert certificate is not None
+            text = qr_text_of(certificate, rt.settings)
+            print(f"\n  {item.label}: expect {item.expected}")
+            print(f"    URL:  {text}")
+            print(f"    QR:   {base}/v1/certificates/{item.certificate_id}/qr.png")
+            print(
+                f"    try:  curl -s -X POST {base}/v1/verify -H 'Content-Type: application/json' "
+                f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
+            )
+    print()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start the HTTP service (uvicorn); with --demo, seed and print the demo data first."""
+    """Start the HTTP service (uvicorn) on a database at the newest schema revision.
+
+    Without --demo a database that is behind is refused (``certseal db upgrade`` first); --demo
+    upgrades its SQLite database itself, then seeds and prints the demo data, all before uvicorn starts.
+    """
     import uvicorn
 
-    from .admin import DEMO_ISSUER_API_KEY, seed_demo
+    from .admin import seed_demo
     from .main import create_app
     from .settings import DEMO_SECRETS
 
@@ -317,38 +349,115 @@ def cmd_serve(args: argparse.Namespace) -> int:
         missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
         if missing:
             raise UsageError(f"settings: set {', '.join(missing)} (or run with --demo)")
+    else:
+        _upgrade_demo_database(settings)
     try:
-        with _open_runtime(settings) as rt:  # checks keys decrypt before binding the port
-            demo = seed_demo(rt) if settings.demo else []
+        # Checks the schema is current and the keys decrypt before binding the port.
+        with _open_runtime(settings) as rt:
+            if settings.demo:
+                _print_demo(rt, seed_demo(rt))
     except (CertsealError, RuntimeError) as exc:
         raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
-    if demo:
-        base = settings.public_base_url.rstrip("/")
-        print("certseal demo — published demo secrets, never use them in production")
-        print(f"  admin token:      {DEMO_SECRETS['admin_token']}")
-        print(f"  issuer API key:   {DEMO_ISSUER_API_KEY}  (issuer CN-44)")
-        with _open_runtime(settings) as rt:
-            from sqlmodel import Session
-
-            from .models import Certificate
-            from .routers.certificates import qr_text_of
-
-            with Session(rt.engine) as session:
-                for item in demo:
-                    certificate = session.get(Certificate, item.certificate_id)
-                    assert certificate is not None
-                    text = qr_text_of(certificate, settings)
-                    print(f"\n  {item.label}: expect {item.expected}")
-                    print(f"    URL:  {text}")
-                    print(f"    QR:   {base}/v1/certificates/{item.certificate_id}/qr.png")
-                    print(
-                        f"    try:  curl -s -X POST {base}/v1/verify -H 'Content-Type: application/json' "
-                        f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
-                    )
-        print()
     sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)
     tune_garbage_collector()
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    return EXIT_OK
+
+
+def _database_settings(args: argparse.Namespace) -> Any:
+    """Settings for the ``db`` commands: only the database URL (--database or CERTSEAL_DATABASE_URL) counts.
+
+    Loaded as the other admin commands load them, but in the lenient demo mode: a migration needs no
+    secret and no public base URL, so their absence or checks must not stop it.
+    """
+    from .admin import SettingsError, load_settings
+
+    overrides: dict[str, object] = {"database_url": args.database} if args.database else {}
+    try:
+        return load_settings(demo=True, **overrides)
+    except SettingsError as exc:
+        raise UsageError(f"settings: {exc}") from None
+
+
+@contextmanager
+def _migration_engine(settings: Any) -> Iterator[Any]:
+    """An engine on the settings' database; an unreachable database or failed migration is a usage error."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from .db import make_engine
+
+    try:
+        engine = make_engine(settings.database_url, limits=settings.database_limits)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    except CommandError as exc:  # e.g. an unknown revision, or a downgrade below the base
+        raise UsageError(f"migration: {exc}") from None
+    except SQLAlchemyError as exc:  # the message of the driver only: never the URL or statement parameters
+        reason = exc.orig if isinstance(exc, DBAPIError) else exc.__class__.__name__
+        raise UsageError(f"database (--database / CERTSEAL_DATABASE_URL): {reason}") from None
+
+
+def _upgrade_demo_database(settings: Any) -> None:
+    """``serve --demo`` upgrades its SQLite database (a fresh one, or ./certseal.db made by older code)."""
+    from . import migrate
+
+    with _migration_engine(settings) as engine:
+        if engine.dialect.name == "sqlite":
+            migrate.upgrade(engine)
+
+
+def _revision_label(revision: str | None, head: str) -> str:
+    if revision is None:
+        return "<empty>"
+    return f"{revision} (head)" if revision == head else revision
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Upgrade the database schema (default: to head) and print the revisions before and after."""
+    from . import migrate
+
+    with _migration_engine(_database_settings(args)) as engine:
+        result = migrate.upgrade(engine, revision=args.revision)
+    head = migrate.head_revision()
+    if result.stamped_legacy:
+        print(f"database made before migrations: stamped at revision {result.before}, data kept")
+    if result.before == result.after:
+        print(f"database {'at' if result.stamped_legacy else 'already at'} {_revision_label(result.after, head)}")
+    else:
+        print(f"database upgraded: {_revision_label(result.before, head)} -> {_revision_label(result.after, head)}")
+    return EXIT_OK
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    """Print the database's revision with `` (head)`` (exit 0), or how it is behind (exit 1)."""
+    from . import migrate
+
+    with _migration_engine(_database_settings(args)) as engine:
+        try:
+            migrate.require_current_schema(engine)
+        except migrate.SchemaNotCurrent as exc:
+            print(exc)
+            return EXIT_REJECT
+    print(f"{migrate.head_revision()} (head)")
+    return EXIT_OK
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    """Downgrade the database schema (``-1``: one revision; ``base``: no tables) and print the revisions."""
+    from . import migrate
+
+    if (args.revision is None) == (args.steps is None):
+        raise UsageError("give the target: a REVISION such as -1, 0001 or base, or --steps N")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    revision = args.revision if args.revision is not None else f"-{args.steps}"
+    with _migration_engine(_database_settings(args)) as engine:
+        result = migrate.downgrade(engine, revision=revision)
+    head = migrate.head_revision()
+    print(f"database downgraded: {_revision_label(result.before, head)} -> {_revision_label(result.after, head)}")
     return EXIT_OK
 
 
@@ -366,15 +475,17 @@ def _issuer(session: Any, code: str) -> Any:
 def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str]) -> int:
     from sqlmodel import Session
 
+    from .db import write_transaction
     from .errors import ApiError
+    from .services.errors import ServiceError
 
     settings = _service_settings(args)
     with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False) as session:
         try:
-            output = task(rt, session)
-        except ApiError as exc:
+            with write_transaction(session):
+                output = task(rt, session)
+        except (ApiError, ServiceError) as exc:
             raise UsageError(f"{exc.code}: {exc.message}") from None
-        session.commit()
     print(output)
     return EXIT_OK
 
@@ -551,6 +662,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="demo mode: demo secrets, demo issuer and certificates")
     serve.add_argument("--access-log", action="store_true", help="log every request line")
     serve.set_defaults(handler=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema migrations (needs only the database URL, no secrets)")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    db_upgrade = db_sub.add_parser("upgrade", help="upgrade the schema to the newest revision (or REVISION)")
+    db_upgrade.add_argument("revision", nargs="?", default="head", metavar="REVISION", help="default: head")
+    db_current = db_sub.add_parser("current", help="print the schema revision; exit 1 if it is not head")
+    db_downgrade = db_sub.add_parser("downgrade", help="downgrade the schema, e.g. by one revision: downgrade -1")
+    db_downgrade.add_argument("revision", nargs="?", metavar="REVISION", help="-1, -2, a revision id, or base")
+    db_downgrade.add_argument("--steps", type=int, help="revisions to go back (the same as REVISION -N)")
+    for command, handler in (
+        (db_upgrade, cmd_db_upgrade),
+        (db_current, cmd_db_current),
+        (db_downgrade, cmd_db_downgrade),
+    ):
+        command.add_argument(
+            "--database", help="database URL (default: CERTSEAL_DATABASE_URL, else sqlite:///./certseal.db)"
+        )
+        command.set_defaults(handler=handler)
 
     def service_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--database", help="database URL (default: CERTSEAL_DATABASE_URL)")

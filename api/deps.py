@@ -1,15 +1,21 @@
 """Request dependencies as ``Annotated`` aliases: settings, database session, keys and principals.
 
 Ownership is checked in one place (:func:`owned_certificate`), never copied into handlers.
+
+Sessions never begin a transaction by themselves (``autobegin=False``): each unit of database work
+is an explicit :func:`~api.db.read_transaction` or :func:`~api.db.write_transaction` inside one
+synchronous function, so a connection is never held across the hops between FastAPI's worker
+threads (holding one there let a burst deadlock the pool against the threads).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
@@ -18,11 +24,11 @@ from sqlmodel import Session, select
 
 from schemas.catalogue import Catalogue
 
+from .db import read_transaction
 from .errors import ApiError
 from .keyring import Keyring
 from .models import ApiKey, Certificate, Issuer
-from .security import api_key_prefix, hash_api_key
-from .services.events import EventRecorder
+from .security import api_key_matches, api_key_prefix
 from .settings import Settings
 
 
@@ -36,10 +42,16 @@ async def get_engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; handlers commit their own transaction."""
-    with Session(request.app.state.engine, expire_on_commit=False) as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request that holds no connection between transactions (creating it does no I/O)."""
+    session = Session(request.app.state.engine, expire_on_commit=False, autobegin=False)
+    try:
         yield session
+    finally:
+        if session.in_transaction():  # only after an error inside a unit of work: rollback is I/O
+            await to_thread.run_sync(session.close)
+        else:
+            session.close()
 
 
 async def get_keyring(request: Request) -> Keyring:
@@ -52,17 +64,11 @@ async def get_catalogue(request: Request) -> Catalogue:
     return request.app.state.catalogue  # type: ignore[no-any-return]
 
 
-async def get_events(request: Request) -> EventRecorder:
-    """The verification event recorder."""
-    return request.app.state.events  # type: ignore[no-any-return]
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
-EventsDep = Annotated[EventRecorder, Depends(get_events)]
 
 _bearer = HTTPBearer(auto_error=False, description="Admin token or API key")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -95,15 +101,16 @@ def _resolve(token: str, session: Session, settings: Settings) -> Principal | No
     if prefix is None:
         return None
     try:
-        key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+        with read_transaction(session):
+            key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+            if key is None or not api_key_matches(token, key.secret_hash, revoked=key.revoked_at is not None):
+                return None
+            if key.scope != "issuer":
+                return Principal("app", None, key.id)
+            issuer = session.get(Issuer, key.issuer_id)
     except SQLAlchemyError:
         raise ApiError(503, "registry_unavailable", "the registry cannot be read; try again") from None
-    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, hash_api_key(token)):
-        return None
-    if key.scope == "issuer":
-        issuer = session.get(Issuer, key.issuer_id)
-        return Principal("issuer", issuer, key.id) if issuer else None
-    return Principal("app", None, key.id)
+    return Principal("issuer", issuer, key.id) if issuer else None
 
 
 def get_principal(credentials: CredentialsDep, session: SessionDep, settings: SettingsDep) -> Principal:
@@ -116,19 +123,15 @@ def get_principal(credentials: CredentialsDep, session: SessionDep, settings: Se
     return principal
 
 
-def optional_client(request: Request) -> Principal | None:
-    """For public endpoints: a valid key raises limits, an invalid one is 401, none is fine."""
+def bearer_token(request: Request) -> str | None:
+    """For public endpoints: the bearer token if one is sent (a malformed header is 401), else None."""
     header = request.headers.get("authorization")
     if header is None:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthorized", "use Authorization: Bearer <API key>")
-    with Session(request.app.state.engine) as session:
-        principal = _resolve(token.strip(), session, request.app.state.settings)
-    if principal is None:
-        raise ApiError(401, "unauthorized", "the token is not valid")
-    return principal
+    return token.strip()
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -154,7 +157,8 @@ IssuerDep = Annotated[Issuer, Depends(require_issuer)]
 
 def issuer_by_code(code: str, session: SessionDep) -> Issuer:
     """The issuer named in the path, or 404."""
-    issuer = session.exec(select(Issuer).where(Issuer.code == code)).first()
+    with read_transaction(session):
+        issuer = session.exec(select(Issuer).where(Issuer.code == code)).first()
     if issuer is None:
         raise ApiError(404, "issuer_not_found", "no such issuer")
     return issuer
@@ -175,7 +179,8 @@ ManagedIssuerDep = Annotated[Issuer, Depends(admin_or_same_issuer)]
 
 def owned_certificate(certificate_id: str, issuer: IssuerDep, session: SessionDep) -> Certificate:
     """The certificate in the path, if it exists and belongs to the calling issuer (else 404 / 403)."""
-    certificate = session.get(Certificate, certificate_id)
+    with read_transaction(session):
+        certificate = session.get(Certificate, certificate_id)
     if certificate is None:
         raise ApiError(404, "certificate_not_found", "no such certificate")
     if certificate.issuer_id != issuer.id:

@@ -13,7 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.api import ErrorResponse
+
+from .services.errors import Conflict, HolderCheckLimited, RegistryUnavailable, ServiceError
 
 log = logging.getLogger("certseal.api")
 
@@ -68,6 +73,27 @@ def validation_error(exc: ValidationError) -> ApiError:
     return ApiError(422, "validation_error", "request does not match the schema", details)
 
 
+# Domain errors to HTTP: the services know nothing of status codes.
+_SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (RegistryUnavailable, 503),
+    (HolderCheckLimited, 429),
+    (Conflict, 409),
+)
+# The database did not answer in time, or the connection broke: the caller may retry (never a 500).
+_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+
+
+# OpenAPI: every endpoint that reads or writes the database may answer this.
+DATABASE_UNAVAILABLE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "the database did not answer in time: `registry_unavailable`"}
+}
+
+
+def service_status(exc: ServiceError) -> int:
+    """The HTTP status of a domain error."""
+    return next((status for kind, status in _SERVICE_STATUS if isinstance(exc, kind)), 400)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
 
@@ -77,6 +103,20 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750 section 3: every 401 names the scheme
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        status = service_status(exc)
+        headers = {"Retry-After": "1"} if status == 503 else {"Retry-After": "3600"} if status == 429 else None
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        body = error_body(RegistryUnavailable.code, RegistryUnavailable.message)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+    for kind in _DATABASE_UNAVAILABLE:
+        app.add_exception_handler(kind, _database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

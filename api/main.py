@@ -6,20 +6,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.engine import Engine
 
 from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
-from .db import create_tables, make_engine
+from .db import BlockingLane, make_engine
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .migrate import require_current_schema
 from .routers import certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.ratelimit import RateLimiter
-from .services.verification import RegistryReader
+from .services.verify_store import VerifyStore
 from .settings import Settings
 
 log = logging.getLogger("certseal")
@@ -32,28 +35,48 @@ Issuers sign, suspend, revoke and review certificates; anyone verifies with `POS
 """
 
 
+def _close(verify_store: VerifyStore, events: EventRecorder, engine: Engine) -> None:
+    verify_store.close()
+    events.stop()
+    engine.dispose()
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app; the lifespan opens the database and checks every active signing key decrypts."""
 
+    def open_database() -> tuple[Engine, Keyring, int]:
+        engine = make_engine(settings.database_url, limits=settings.database_limits)
+        try:
+            require_current_schema(engine)
+            keyring = Keyring(engine, settings.require("key_passphrase").encode())
+            settings.require("id_hmac_key")
+            settings.require("url_signing_key")
+            return engine, keyring, keyring.check_active_keys()  # a key that does not decrypt stops start-up
+        except BaseException:
+            engine.dispose()
+            raise
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        create_tables(engine)
-        keyring = Keyring(engine, settings.require("key_passphrase").encode())
-        settings.require("id_hmac_key")
-        settings.require("url_signing_key")
-        active = keyring.check_active_keys()  # a key that does not decrypt stops start-up here
+        engine, keyring, active = await to_thread.run_sync(open_database)
+        # Request threads and pooled connections are one number: a thread never waits for a connection.
+        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
         events = EventRecorder(engine, settings.event_flush_seconds)
         events.start()
+        verify_store = VerifyStore(engine, sqlite_busy_timeout_ms=min(settings.verify_db_deadline_ms, 250))
+        verify_lane = BlockingLane(
+            threads=settings.verify_db_threads,
+            deadline_seconds=settings.verify_db_deadline_ms / 1000,
+            name="certseal-verify",
+        )
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
-        app.state.registry = RegistryReader(engine)
+        app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
-            app.state.registry.close()
-            events.stop()
-            engine.dispose()
+            verify_lane.close()
+            await to_thread.run_sync(_close, verify_store, events, engine)
 
     app = FastAPI(
         title="certseal",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -61,6 +61,16 @@ class SigningKeyRow(SQLModel, table=True):
     """An issuer's signing key; the private half encrypted as PKCS#8 PEM under the key passphrase."""
 
     __tablename__ = "signing_keys"
+    # One active key per issuer, enforced by the database: concurrent rotations cannot leave two.
+    __table_args__ = (
+        Index(
+            "uq_signing_keys_one_active_per_issuer",
+            "issuer_id",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
+        ),
+    )
 
     kid: str = Field(primary_key=True, max_length=16)  # hex of the 8-byte kid
     issuer_id: str = Field(foreign_key="issuers.id", index=True)
@@ -148,14 +158,20 @@ class VerificationEvent(SQLModel, table=True):
     client: str | None = Field(default=None, max_length=40)  # API key id of a third-party app
 
 
-class HolderCheckFailure(SQLModel, table=True):
-    """A wrong holder ID number submitted for a certificate; counted to stop guessing."""
+class HolderCheckCounter(SQLModel, table=True):
+    """Wrong holder ID numbers for one certificate from one client in one time window.
 
-    __tablename__ = "holder_check_failures"
+    ``client`` is an API key id, a client address, or ``*`` for the ceiling over all clients. Rows are
+    counted up by one conditional upsert, so the check and the count are one atomic statement.
+    """
 
-    id: str = Field(default_factory=new_id, primary_key=True)
-    certificate_id: str = Field(foreign_key="certificates.id", index=True)
-    at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
+    __tablename__ = "holder_check_counters"
+
+    certificate_id: str = Field(foreign_key="certificates.id", primary_key=True)
+    client: str = Field(primary_key=True, max_length=64)
+    window_start: int = Field(primary_key=True)  # Unix seconds at the start of the window
+    failures: int = 0
+    expires_at: int = Field(index=True)  # Unix seconds after which the row may be pruned
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -24,6 +24,11 @@ def hash_api_key(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
+def api_key_matches(token: str, secret_hash: bytes, *, revoked: bool) -> bool:
+    """True when the token hashes to the stored hash (in constant time) and the key is not revoked."""
+    return hmac.compare_digest(secret_hash, hash_api_key(token)) and not revoked
+
+
 def api_key_prefix(token: str) -> str | None:
     """Return the lookup prefix of a well-formed token, else None."""
     parts = token.split("_", 2)

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from .db import DatabaseLimits
 
 DEMO_PREFIX = "demo_"
 MIN_SECRET_CHARS = 16
@@ -52,10 +56,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=4096)
     max_photo_bytes: int = Field(default=512_000, ge=1024)
     photo_url_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
+    # Wrong holder ID numbers one client may submit for one certificate per hour, and a higher ceiling
+    # for all clients together in a short window against guessing spread over many clients.
     holder_check_failures_per_hour: int = Field(default=5, ge=1, le=1000)
+    holder_check_global_failures: int = Field(default=30, ge=1, le=100_000)
+    holder_check_global_window_seconds: int = Field(default=600, ge=10, le=86_400)
     verify_rate_per_minute: int = Field(default=600, ge=1)
     verify_rate_per_minute_with_key: int = Field(default=60_000, ge=1)
     event_flush_seconds: float = Field(default=0.25, gt=0, le=1.0)
+
+    # Database bounds: the pool and the worker threads that use it are one size, so a burst queues for a
+    # thread instead of timing out on a connection; every call has a deadline (see docs/operations.md).
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+    db_pool_timeout_seconds: float = Field(default=10, gt=0, le=120)
+    db_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+    db_statement_timeout_ms: int = Field(default=5000, ge=100, le=600_000)
+    db_lock_timeout_ms: int = Field(default=2000, ge=10, le=600_000)
+    db_tcp_user_timeout_ms: int = Field(default=5000, ge=500, le=600_000)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=10, le=60_000)
+    verify_db_threads: int = Field(default=4, ge=1, le=64)
+    verify_db_deadline_ms: int = Field(default=1000, ge=50, le=30_000)
     cors_origins: str = "*"
     official_origins: str = ""
     catalogue_path: Path | None = None
@@ -96,6 +116,21 @@ class Settings(BaseSettings):
         if secret is None or not secret.get_secret_value():
             raise RuntimeError(f"CERTSEAL_{name.upper()} is not set")
         return secret.get_secret_value()
+
+    @cached_property
+    def database_limits(self) -> DatabaseLimits:
+        """The pool size and timeouts the engine is made with."""
+        from .db import DatabaseLimits
+
+        return DatabaseLimits(
+            pool_size=self.db_pool_size,
+            pool_timeout_seconds=self.db_pool_timeout_seconds,
+            connect_timeout_seconds=self.db_connect_timeout_seconds,
+            statement_timeout_ms=self.db_statement_timeout_ms,
+            lock_timeout_ms=self.db_lock_timeout_ms,
+            tcp_user_timeout_ms=self.db_tcp_user_timeout_ms,
+            sqlite_busy_timeout_ms=self.sqlite_busy_timeout_ms,
+        )
 
     @cached_property
     def allow_insecure_localhost(self) -> bool:

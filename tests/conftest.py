@@ -134,14 +134,21 @@ def verdict() -> Callable[[Callable[[], Any]], tuple[str | None, Any]]:
 # ---------------------------------------------------------------------------------------------------
 
 import os  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from contextlib import closing, contextmanager  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
+from api import migrate  # noqa: E402
+from api.db import make_engine  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.models import Issuer, SigningKeyRow  # noqa: E402
 from api.settings import DEMO_SECRETS, Settings  # noqa: E402
@@ -174,13 +181,82 @@ class ApiIssuer:
     body: dict[str, Any]
 
 
+def migrate_sqlite_file(path: Path) -> Path:
+    """Create a SQLite file at ``path`` migrated to head, as one self-contained file (no WAL beside it)."""
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")  # make_engine switches WAL back on when it opens a copy
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per session; tests copy it rather than migrate their own."""
+    return migrate_sqlite_file(tmp_path_factory.mktemp("schema") / "template.db")
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
-    """Build demo settings on this test's SQLite file, ignoring any CERTSEAL_* in the environment."""
+def migrated_sqlite(migrated_sqlite_template: Path) -> Callable[[Path], Path]:
+    """Return a function copying the migrated template to a path (a file) and returning that path."""
+
+    def copy(path: Path) -> Path:
+        shutil.copyfile(migrated_sqlite_template, path)
+        return path
+
+    return copy
+
+
+POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def postgres_database(*, template: str | None = None, prefix: str = "certseal_test") -> Iterator[str]:
+    """A new PostgreSQL database (its URL), a copy of database ``template`` if given; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_SERVER_URL, isolation_level="AUTOCOMMIT")
+    copy = f' TEMPLATE "{template}"' if template else ""
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"{copy}'))
+        yield POSTGRES_SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """The name of a PostgreSQL database migrated to head once per session (a template: never connect to it)."""
+    with postgres_database(prefix="certseal_template") as url:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+        finally:
+            engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database migrated to head (a copy of the session's template), dropped afterwards."""
+    with postgres_database(template=postgres_template) as url:
+        yield url
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Callable[[Path], Path]
+) -> Callable[..., Settings]:
+    """Build demo settings on this test's SQLite file (a copy of the migrated template), ignoring CERTSEAL_*."""
     for name in list(os.environ):
         if name.startswith("CERTSEAL_"):
             monkeypatch.delenv(name)
-    database_url = f"sqlite:///{tmp_path / 'certseal.db'}"
+    database_url = f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
 
     def build(**overrides: Any) -> Settings:
         return Settings.for_demo(**{"database_url": database_url, **overrides})
@@ -189,9 +265,9 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    """Demo settings (published demo secrets) on a temporary SQLite file."""
-    return make_settings()
+def settings(make_settings: Callable[..., Settings], request: pytest.FixtureRequest) -> Settings:
+    """Demo settings on a temporary SQLite file; parametrize indirectly with a dict to override some."""
+    return make_settings(**getattr(request, "param", {}))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, date, datetime
 
@@ -67,3 +68,76 @@ def test_events_survive_a_failed_write_and_are_written_later(app, app_client):
     written = recorder.flush()
 
     assert (failed, written) == (0, 1)
+
+
+def _event(reasons: str) -> dict[str, object]:
+    return {"at": datetime.now(UTC), "decision": "reject", "reasons": reasons, "holder_checked": False}
+
+
+def _written_reasons(app) -> list[str]:
+    with app.state.engine.connect() as connection:
+        return list(connection.execute(text("SELECT reasons FROM verification_events ORDER BY at")).scalars())
+
+
+def test_flush_waits_for_a_batch_the_writer_thread_has_taken(app, app_client):
+    """A flush that starts while another flush holds a batch returns only after that batch is written."""
+    recorder = EventRecorder(app.state.engine)
+    recorder.record(**_event("in-flight"))
+    blocker = app.state.engine.raw_connection()
+    blocker.cursor().execute("BEGIN IMMEDIATE")  # the database is busy: the first flush waits on it
+    first = threading.Thread(target=recorder.flush)
+    first.start()
+    time.sleep(0.2)
+    threading.Timer(0.3, blocker.rollback).start()
+
+    recorder.flush()
+    written = _written_reasons(app)
+    first.join()
+    blocker.close()
+
+    assert written == ["in-flight"]
+
+
+def test_a_full_queue_drops_the_oldest_events_and_counts_them(app, app_client, caplog):
+    """Past the queue limit the oldest events give way to the newest, and each one dropped is counted and logged."""
+    recorder = EventRecorder(app.state.engine, max_queued=3)
+
+    for n in range(5):
+        recorder.record(**_event(f"e{n}"))
+    written = recorder.flush()
+
+    assert (written, recorder.dropped) == (3, 2)
+    assert _written_reasons(app) == ["e2", "e3", "e4"]
+    assert "dropped" in caplog.text
+
+
+def test_events_requeued_after_a_failed_write_keep_the_newest(app, app_client):
+    """A batch put back after a failed write keeps its order, and a full queue still drops the oldest."""
+    recorder = EventRecorder(app.state.engine, max_queued=3)
+    with app.state.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE verification_events RENAME TO verification_events_away"))
+    recorder.record(**_event("old1"))
+    recorder.record(**_event("old2"))
+
+    recorder.flush()
+    recorder.record(**_event("new1"))
+    recorder.record(**_event("new2"))
+    with app.state.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE verification_events_away RENAME TO verification_events"))
+    recorder.flush()
+
+    assert _written_reasons(app) == ["old2", "new1", "new2"]
+    assert recorder.dropped == 1
+
+
+def test_events_lost_at_shutdown_are_logged_with_their_number(app, app_client, caplog):
+    """When the database is down at shutdown, the number of events that could not be written is logged."""
+    recorder = EventRecorder(app.state.engine)
+    with app.state.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE verification_events RENAME TO verification_events_away"))
+    recorder.record(**_event("a"))
+    recorder.record(**_event("b"))
+
+    recorder.stop()
+
+    assert "verification events lost at shutdown: 2 unwritten" in caplog.text

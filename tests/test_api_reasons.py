@@ -346,6 +346,58 @@ def test_holder_check_limited_after_five_wrong_numbers(app_client, settings, iss
     assert (without_holder["decision"], without_holder["reasons"]) == ("accept", [])
 
 
+def _app_key_headers(app_client, admin_headers, label: str) -> dict[str, str]:
+    created = app_client.post("/v1/apps/api-keys", json={"label": label}, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    return {"Authorization": f"Bearer {created.json()['token']}"}
+
+
+def test_holder_check_limit_is_per_client(app_client, admin_headers, settings, issuer, issue, make_id_number):
+    """A client over its limit gets 429 on that certificate while another client still gets right and wrong verdicts."""
+    holder = make_id_number(date(1985, 3, 12))
+    qr = issue(issuer, holder_id_number=holder)["qr_text"]
+    guesser, site = (_app_key_headers(app_client, admin_headers, label) for label in ("guesser", "site"))
+    wrong = [make_id_number(date(1985, 3, 12), sequence=200 + 2 * n) for n in range(6)]
+
+    guesses = [
+        app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": n}, headers=guesser).status_code
+        for n in wrong
+    ]
+    right_by_site = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder}, headers=site)
+    wrong_by_site = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": wrong[0]}, headers=site)
+    right_by_guesser = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder}, headers=guesser)
+    anonymous = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder})
+
+    assert guesses == [200] * settings.holder_check_failures_per_hour + [429]
+    assert (right_by_site.status_code, right_by_site.json()["decision"]) == (200, "accept")
+    assert wrong_by_site.json()["reasons"] == ["holder_mismatch"]
+    assert right_by_guesser.status_code == 429
+    assert right_by_guesser.json()["error"]["code"] == "holder_check_limited"
+    assert anonymous.json()["decision"] == "accept"
+
+
+@pytest.mark.parametrize("settings", [{"holder_check_global_failures": 6}], indirect=True)
+def test_holder_check_global_ceiling_stops_guessing_spread_over_clients(
+    app_client, admin_headers, settings, issuer, issue, make_id_number
+):
+    """Wrong numbers from many clients together reach the per-certificate ceiling, and then every client gets 429."""
+    holder = make_id_number(date(1985, 3, 12))
+    qr = issue(issuer, holder_id_number=holder)["qr_text"]
+    clients = [_app_key_headers(app_client, admin_headers, f"client-{n}") for n in range(4)]
+    wrong = [make_id_number(date(1985, 3, 12), sequence=200 + 2 * n) for n in range(8)]
+
+    statuses = [
+        app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": number}, headers=clients[n % 3]).status_code
+        for n, number in enumerate(wrong)
+    ]
+    fresh_client = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder}, headers=clients[3])
+    without_holder = app_client.post("/v1/verify", json={"qr": qr}, headers=clients[3])
+
+    assert statuses == [200] * 6 + [429] * 2
+    assert fresh_client.status_code == 429
+    assert without_holder.json()["decision"] == "accept"
+
+
 def test_key_rotation(app, app_client, issuer, issue, verify):
     """After rotation new certificates use the new kid, old ones still verify, and the old key no longer signs."""
     old = issue(issuer)

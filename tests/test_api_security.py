@@ -6,6 +6,8 @@ import base64
 import io
 import logging
 import secrets
+import threading
+import time
 from datetime import date, datetime, timedelta
 
 import httpx
@@ -425,12 +427,67 @@ def test_verify_fails_closed_when_the_database_is_down(app, app_client, issuer, 
     assert alive.status_code == 200
 
 
+@pytest.mark.parametrize("settings", [{"verify_db_deadline_ms": 200}], indirect=True)
+def test_verify_answers_503_at_its_deadline_when_the_registry_stalls(app, app_client, issuer, issue, monkeypatch):
+    """A registry read that hangs gives 503 registry_unavailable at the verify deadline; liveness is not held up."""
+    qr = issue(issuer)["qr_text"]
+    release = threading.Event()
+    store = app.state.verify_store
+    read = store.registry_entry
+
+    def stalled(**kwargs):
+        release.wait(5)
+        return read(**kwargs)
+
+    monkeypatch.setattr(store, "registry_entry", stalled)
+
+    started = time.monotonic()
+    stalled_responses = [app_client.post("/v1/verify", json={"qr": qr}) for _ in range(6)]
+    elapsed = time.monotonic() - started
+    alive = app_client.get("/healthz")
+    release.set()
+    monkeypatch.setattr(store, "registry_entry", read)
+    recovered = app_client.post("/v1/verify", json={"qr": qr})
+
+    for response in stalled_responses:
+        assert_error(response, 503, "registry_unavailable")
+    assert elapsed < 6 * 0.2 + 1.0, f"six stalled verifications took {elapsed:.2f} s"
+    assert alive.status_code == 200
+    assert recovered.json()["decision"] == "accept"
+
+
+def test_verify_does_not_wait_behind_a_sqlite_writer(app, app_client, issuer, issue, make_id_number):
+    """While another connection holds SQLite's write lock, verify still reads, and a counted guess gives 503 fast."""
+    holder = make_id_number(date(1985, 3, 12))
+    qr = issue(issuer, holder_id_number=holder)["qr_text"]
+    writer = app.state.engine.raw_connection()
+    writer.cursor().execute("BEGIN IMMEDIATE")
+
+    try:
+        started = time.monotonic()
+        right = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder})
+        read_seconds = time.monotonic() - started
+        started = time.monotonic()
+        wrong = app_client.post(
+            "/v1/verify", json={"qr": qr, "holder_id_number": make_id_number(date(1985, 3, 12), sequence=457)}
+        )
+        write_seconds = time.monotonic() - started
+    finally:
+        writer.rollback()
+        writer.close()
+
+    assert (right.status_code, right.json()["decision"]) == (200, "accept")
+    assert read_seconds < 0.5
+    assert_error(wrong, 503, "registry_unavailable")
+    assert write_seconds < 1.0
+
+
 def test_verify_with_holder_fails_closed_when_failure_counter_is_gone(app, app_client, issuer, issue, make_id_number):
-    """With the holder-check failure table unreadable, a holder check answers 503, never accept."""
+    """With the holder-check counter table unreadable, a holder check answers 503, never accept."""
     holder = make_id_number(date(1985, 3, 12))
     qr = issue(issuer, holder_id_number=holder)["qr_text"]
     with app.state.engine.begin() as connection:
-        connection.execute(text("ALTER TABLE holder_check_failures RENAME TO holder_check_failures_gone"))
+        connection.execute(text("ALTER TABLE holder_check_counters RENAME TO holder_check_counters_gone"))
 
     response = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": holder})
 
@@ -547,14 +604,22 @@ def test_start_up_on_an_empty_database_creates_no_keys(app, app_client):
     assert app_client.get("/v1/keys").json()["keys"] == []
 
 
-def test_verify_recovers_after_the_registry_connection_breaks(app, app_client, issuer, issue):
+def test_verify_recovers_after_the_registry_connection_breaks(make_settings, admin_headers, certificate_body):
     """A broken registry connection gives one 503, and the next request reads through a fresh connection."""
-    qr = issue(issuer)["qr_text"]
-    assert app_client.post("/v1/verify", json={"qr": qr}).json()["decision"] == "accept"
-    app.state.registry._connection.close()  # the database dropped it
+    with TestClient(create_app(make_settings(verify_db_threads=1))) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin_headers,
+        ).raise_for_status()
+        token = client.post("/v1/issuers/CN-44/api-keys", json={}, headers=admin_headers).json()["token"]
+        qr = client.post("/v1/certificates", json=certificate_body(), headers={"Authorization": f"Bearer {token}"})
+        qr = qr.json()["qr_text"]
+        assert client.post("/v1/verify", json={"qr": qr}).json()["decision"] == "accept"
+        client.app.state.verify_store._connections[0].close()  # the database dropped it
 
-    broken = app_client.post("/v1/verify", json={"qr": qr})
-    recovered = app_client.post("/v1/verify", json={"qr": qr})
+        broken = client.post("/v1/verify", json={"qr": qr})
+        recovered = client.post("/v1/verify", json={"qr": qr})
 
     assert_error(broken, 503, "registry_unavailable")
     assert recovered.json()["decision"] == "accept"

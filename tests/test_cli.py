@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import stat
@@ -731,10 +732,10 @@ def demo_env():
 
 
 @pytest.fixture(scope="module")
-def admin_db(tmp_path_factory):
-    """Issuer CN-44 (items 2.1, 1.2) created by ``certseal issuer create --demo`` in a fresh database."""
+def admin_db(tmp_path_factory, migrated_sqlite_template):
+    """Issuer CN-44 (items 2.1, 1.2) created by ``certseal issuer create --demo`` in a freshly migrated database."""
     directory = tmp_path_factory.mktemp("admin")
-    path = directory / "certseal.db"
+    path = Path(shutil.copyfile(migrated_sqlite_template, directory / "certseal.db"))
     url = f"sqlite:///{path}"
     create = certseal(
         "issuer",
@@ -948,10 +949,10 @@ def test_issue_refuses_bad_id_number_without_echoing_it(admin_db, tmp_path, stdi
         assert stdin.strip() not in result.stderr
 
 
-def test_admin_with_secrets_from_environment(tmp_path):
+def test_admin_with_secrets_from_environment(tmp_path, migrated_sqlite):
     """Without ``--demo``, CERTSEAL_* secrets from the environment create an issuer and issue verifiable QR text."""
     env = clean_env(CERTSEAL_PUBLIC_BASE_URL=BASE_URL, **ENV_SECRETS)
-    database = tmp_path / "real.db"
+    database = migrated_sqlite(tmp_path / "real.db")
     url = f"sqlite:///{database}"
     id_number = id_number_for(date(1990, 7, 1))
 
@@ -1025,6 +1026,18 @@ ADMIN_ERRORS = {
         {},
         "CERTSEAL_DATABASE_URL",
     ),
+    # Admin commands never create or change the schema: an empty database, or one made by the code before
+    # migrations ({legacy}: a copy of tests/fixtures/legacy-7b6b110.sqlite), needs `certseal db upgrade` first.
+    "unmigrated-database": (
+        "issuer create --code CN-45 --name x --region x --operations 2.1 --demo --database sqlite:///{tmp}/empty.db",
+        {},
+        "is empty (no certseal schema): run `certseal db upgrade`",
+    ),
+    "legacy-database": (
+        "issuer rotate-key CN-44 --demo --database sqlite:///{legacy}",
+        {},
+        "created before schema migrations (no revision recorded): run `certseal db upgrade`",
+    ),
 }
 SECRET_VALUES = [*ENV_SECRETS.values(), "hunter2hunter2"]
 
@@ -1033,9 +1046,10 @@ SECRET_VALUES = [*ENV_SECRETS.values(), "hunter2hunter2"]
 def admin_error_results(admin_db, tmp_path_factory):
     """Every ADMIN_ERRORS case, run in parallel, by name."""
     directory = tmp_path_factory.mktemp("admin-errors")
+    legacy = shutil.copyfile(ROOT / "tests" / "fixtures" / "legacy-7b6b110.sqlite", directory / "legacy.sqlite")
     calls = {
         name: (
-            [word.format(database=admin_db.url, tmp=directory) for word in args.split(" ")],
+            [word.format(database=admin_db.url, tmp=directory, legacy=legacy) for word in args.split(" ")],
             {"cwd": directory, "env": clean_env(**env)},
         )
         for name, (args, env, _message) in ADMIN_ERRORS.items()

@@ -1,4 +1,8 @@
-"""``certseal serve --demo`` as a user runs it: the printed curl lines, the QR image links, a restart."""
+"""``certseal serve --demo`` as a user runs it: the printed curl lines, the QR image links, a restart.
+
+``--demo`` migrates its SQLite database itself before seeding: a fresh file, and a ./certseal.db left by
+the code before migrations (``tests/fixtures/legacy-7b6b110.sqlite``), both start.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -19,10 +24,12 @@ import httpx
 import pytest
 
 import crypto
+from api import migrate
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
+LEGACY = ROOT / "tests" / "fixtures" / "legacy-7b6b110.sqlite"
 STARTUP_SECONDS = 60
 STARTED = "Uvicorn running on"
 BLOCK = re.compile(r"^  (?P<label>\S.*): expect (?P<expected>.+)$")
@@ -282,3 +289,22 @@ def test_demo_output_has_no_traceback_and_only_demo_secrets(demo):
     assert "Traceback" not in output
     assert "admin token:      demo_" in output
     assert "_demo_issuer_api_key_" in demo.second.api_key
+
+
+def test_demo_upgrades_a_database_made_before_migrations(tmp_path):
+    """On a demo database made before migrations, ``--demo`` upgrades it and serves its own four certificates."""
+    database = Path(shutil.copyfile(LEGACY, tmp_path / "certseal.db"))
+    with sqlite3.connect(database) as connection:
+        kept = {row[0] for row in connection.execute("SELECT id FROM certificates")}
+
+    run = start(database, tmp_path)
+    try:
+        answer = run_curl(certificate_expecting(run, "accept").curl)
+    finally:
+        stop(run)
+
+    with sqlite3.connect(database) as connection:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert set(map(certificate_id, run.certificates)) == kept
+    assert (answer["decision"], answer["reasons"]) == ("accept", [])
+    assert revision == migrate.head_revision()

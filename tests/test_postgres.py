@@ -1,36 +1,20 @@
-"""The service on PostgreSQL (127.0.0.1:5432, trust auth), as several stateless replicas would run it."""
+"""The service on PostgreSQL (127.0.0.1:5432, trust auth), as several stateless replicas would run it.
+
+Each test gets ``postgres_url`` (tests/conftest.py): a fresh database made with ``CREATE DATABASE ...
+TEMPLATE`` from one migrated once per session, so no test runs the migrations itself.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from api.main import create_app
 from api.settings import DEMO_SECRETS, Settings
 from schemas.idnumber import check_character
 
 pytestmark = pytest.mark.postgres
-
-SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty database, dropped afterwards."""
-    name = f"certseal_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield SERVER_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _id_number(birth: str, sequence: str) -> str:

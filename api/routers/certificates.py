@@ -28,6 +28,7 @@ from schemas.catalogue import Catalogue
 from schemas.dates import add_years
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
+from ..db import read_transaction, write_transaction
 from ..deps import (
     CatalogueDep,
     CredentialsDep,
@@ -38,7 +39,7 @@ from ..deps import (
     SettingsDep,
     get_principal,
 )
-from ..errors import ApiError
+from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
 from ..models import Certificate, IdempotencyRecord, Issuer
 from ..security import id_number_hmac, url_signature_valid
 from ..services import issuance
@@ -47,7 +48,12 @@ from ..settings import Settings
 router = APIRouter(
     prefix="/v1/certificates",
     tags=["certificates"],
-    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        **DATABASE_UNAVAILABLE_RESPONSE,
+    },
 )
 
 QR_CACHE = "public, max-age=31536000, immutable"  # an id's credential never changes
@@ -97,9 +103,10 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> JSONResponse:
 
 
 def _stored_record(session: Session, principal: str, key: str) -> IdempotencyRecord | None:
-    return session.exec(
-        select(IdempotencyRecord).where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
-    ).first()
+    with read_transaction(session):
+        return session.exec(
+            select(IdempotencyRecord).where(IdempotencyRecord.principal == principal, IdempotencyRecord.key == key)
+        ).first()
 
 
 @router.post(
@@ -123,25 +130,30 @@ def issue_certificate(
     request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     if idempotency_key and (record := _stored_record(session, principal, idempotency_key)):
         return _replay(record, request_hash)
-    certificate = issuance.issue_certificate(
-        session, keyring, issuer=issuer, request=body, settings=settings, catalogue=catalogue, now=datetime.now(CST)
-    )
-    payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
-    if idempotency_key:
-        session.add(
-            IdempotencyRecord(
-                principal=principal,
-                key=idempotency_key,
-                request_hash=request_hash,
-                status_code=201,
-                response_body=json.dumps(payload).encode(),
-            )
-        )
     try:
-        session.commit()
+        with write_transaction(session):
+            certificate = issuance.issue_certificate(
+                session,
+                keyring,
+                issuer=issuer,
+                request=body,
+                settings=settings,
+                catalogue=catalogue,
+                now=datetime.now(CST),
+            )
+            payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
+            if idempotency_key:
+                session.add(
+                    IdempotencyRecord(
+                        principal=principal,
+                        key=idempotency_key,
+                        request_hash=request_hash,
+                        status_code=201,
+                        response_body=json.dumps(payload).encode(),
+                    )
+                )
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer as it did.
-        session.rollback()
         record = _stored_record(session, principal, idempotency_key) if idempotency_key else None
         if record is None:
             raise
@@ -174,8 +186,10 @@ def list_certificates(
             raise ApiError(422, "invalid_id_number", str(exc)) from None
         hashes = [id_number_hmac(number, key) for key in settings.id_hmac_keys.values()]
         query = query.where(Certificate.id_hmac.in_(hashes))  # type: ignore[attr-defined]
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Certificate.created_at.desc(), Certificate.id).offset(offset).limit(limit)).all()  # type: ignore[attr-defined]
+    with read_transaction(session):
+        total = session.exec(select(func.count()).select_from(query.subquery())).one()
+        ordered = query.order_by(Certificate.created_at.desc(), Certificate.id)  # type: ignore[attr-defined]
+        rows = session.exec(ordered.offset(offset).limit(limit)).all()
     return CertificatePage(
         items=[certificate_out(row, issuer, settings, catalogue) for row in rows],
         total=total,
@@ -193,7 +207,8 @@ def read_certificate(
 
 
 def _public_certificate(session: Session, certificate_id: str) -> Certificate:
-    certificate = session.get(Certificate, certificate_id)
+    with read_transaction(session):
+        certificate = session.get(Certificate, certificate_id)
     if certificate is None:
         raise ApiError(404, "certificate_not_found", "no such certificate")
     return certificate
@@ -285,10 +300,10 @@ def _add_status_route(action: str, summary: str, description: str) -> None:
         settings: SettingsDep,
         catalogue: CatalogueDep,
     ) -> CertificateOut:
-        issuance.change_status(
-            session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
-        )
-        session.commit()
+        with write_transaction(session):
+            issuance.change_status(
+                session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
+            )
         return certificate_out(certificate, issuer, settings, catalogue)
 
     router.add_api_route(
@@ -323,8 +338,8 @@ def review(
 ) -> CertificateOut:
     """Set the next review date; online verification uses it instead of the signed one."""
     next_due = body.next_review_due or add_years(datetime.now(CST).date(), settings.review_interval_years)
-    issuance.record_review(
-        session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}"
-    )
-    session.commit()
+    with write_transaction(session):
+        issuance.record_review(
+            session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}"
+        )
     return certificate_out(certificate, issuer, settings, catalogue)

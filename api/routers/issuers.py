@@ -17,18 +17,28 @@ from schemas.api import (
     SigningKeyOut,
 )
 
+from ..db import read_transaction, write_transaction
 from ..deps import AdminDep, CatalogueDep, KeyringDep, ManagedIssuerDep, PathIssuerDep, SessionDep
+from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import Issuer, SigningKeyRow
 from ..services import issuance
 
 router = APIRouter(
-    prefix="/v1", tags=["issuers"], responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}}
+    prefix="/v1",
+    tags=["issuers"],
+    responses={401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, **DATABASE_UNAVAILABLE_RESPONSE},
 )
 
 
 def issuer_out(session: SessionDep, issuer: Issuer) -> IssuerOut:
     """Describe an issuer with all its keys."""
-    keys = session.exec(select(SigningKeyRow).where(SigningKeyRow.issuer_id == issuer.id)).all()
+    with read_transaction(session):
+        keys = session.exec(
+            select(SigningKeyRow)
+            .where(SigningKeyRow.issuer_id == issuer.id)
+            .order_by(SigningKeyRow.not_before)  # type: ignore[arg-type]
+            .execution_options(populate_existing=True)
+        ).all()
     return IssuerOut(
         code=issuer.code,
         name=issuer.name,
@@ -49,17 +59,17 @@ def create_issuer(
     body: IssuerCreate, _admin: AdminDep, session: SessionDep, keyring: KeyringDep, catalogue: CatalogueDep
 ) -> IssuerOut:
     """Create an issuing authority and generate its first signing key (ES256 unless asked otherwise)."""
-    issuer, _key = issuance.create_issuer(
-        session,
-        keyring,
-        code=body.code,
-        name=body.name,
-        region=body.region,
-        operations=body.operations,
-        alg=body.alg,
-        catalogue=catalogue,
-    )
-    session.commit()
+    with write_transaction(session):
+        issuer, _key = issuance.create_issuer(
+            session,
+            keyring,
+            code=body.code,
+            name=body.name,
+            region=body.region,
+            operations=body.operations,
+            alg=body.alg,
+            catalogue=catalogue,
+        )
     return issuer_out(session, issuer)
 
 
@@ -74,9 +84,9 @@ def set_scope(
     body: IssuerScopeUpdate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep, catalogue: CatalogueDep
 ) -> IssuerOut:
     """Replace the operation items the issuer may certify; verification checks the scope at verify time."""
-    issuer.operations = issuance.checked_operations(body.operations, catalogue)
-    session.add(issuer)
-    session.commit()
+    with write_transaction(session):
+        issuer.operations = issuance.checked_operations(body.operations, catalogue)
+        session.add(issuer)
     return issuer_out(session, issuer)
 
 
@@ -90,8 +100,8 @@ def create_issuer_api_key(
     body: ApiKeyCreate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
 ) -> ApiKeyOut:
     """Return a new API key for the issuer; only its hash is stored, so it cannot be shown again."""
-    row, token = issuance.create_api_key(session, issuer=issuer, label=body.label)
-    session.commit()
+    with write_transaction(session):
+        row, token = issuance.create_api_key(session, issuer=issuer, label=body.label)
     return ApiKeyOut(id=row.id, token=token, scope="issuer", issuer=issuer.code)
 
 
@@ -103,8 +113,8 @@ def create_issuer_api_key(
 )
 def create_app_api_key(body: AppKeyCreate, _admin: AdminDep, session: SessionDep) -> ApiKeyOut:
     """Return a new app key; apps may only call the public endpoints, with higher limits."""
-    row, token = issuance.create_api_key(session, issuer=None, label=body.label)
-    session.commit()
+    with write_transaction(session):
+        row, token = issuance.create_api_key(session, issuer=None, label=body.label)
     return ApiKeyOut(id=row.id, token=token, scope="app", issuer=None)
 
 
@@ -116,8 +126,8 @@ def create_app_api_key(body: AppKeyCreate, _admin: AdminDep, session: SessionDep
 )
 def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDep) -> SigningKeyOut:
     """Retire the active key (it stops signing, its certificates stay valid) and create a new one."""
-    row = issuance.rotate_key(session, keyring, issuer=issuer)
-    session.commit()
+    with write_transaction(session):
+        row = issuance.rotate_key(session, keyring, issuer=issuer)
     return SigningKeyOut.model_validate(row, from_attributes=True)
 
 
@@ -131,6 +141,6 @@ def revoke_key(
     body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
 ) -> SigningKeyOut:
     """Revoke a key, e.g. after a compromise; rotate afterwards so the issuer can sign again."""
-    row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason)
-    session.commit()
+    with write_transaction(session):
+        row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason)
     return SigningKeyOut.model_validate(row, from_attributes=True)

@@ -10,17 +10,20 @@ from sqlmodel import select
 
 from schemas.api import KeyList
 
+from ..db import read_transaction
 from ..deps import SessionDep
+from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..keyring import public_jwk
 from ..models import Issuer, SigningKeyRow
 
-router = APIRouter(prefix="/v1", tags=["keys"])
+router = APIRouter(prefix="/v1", tags=["keys"], responses=DATABASE_UNAVAILABLE_RESPONSE)
 
 
 @router.get("/keys", response_model=KeyList, summary="All issuers' public keys by kid, as JWK and PEM (public)")
 def list_keys(session: SessionDep) -> JSONResponse:
     """Every key with its state and validity; revoked keys are listed so verifiers can reject them."""
-    rows = session.exec(select(SigningKeyRow, Issuer).join(Issuer, Issuer.id == SigningKeyRow.issuer_id)).all()  # type: ignore[arg-type]
+    with read_transaction(session):
+        rows = session.exec(select(SigningKeyRow, Issuer).join(Issuer, Issuer.id == SigningKeyRow.issuer_id)).all()  # type: ignore[arg-type]
     keys = [
         {
             "kid": key.kid,

@@ -1,4 +1,9 @@
-"""Issuer-side operations: issuers, keys, API keys, certificates and their status. Callers commit."""
+"""Issuer-side operations: issuers, keys, API keys, certificates and their status.
+
+Callers run each function inside one :func:`api.db.write_transaction`. Every check-then-write is one
+conditional statement or holds a row lock, so concurrent requests on any number of replicas cannot
+both pass a check that only one of them may pass: revoked stays final, an issuer keeps one active key.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import hashlib
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 import crypto
@@ -20,6 +26,7 @@ from ..keyring import Keyring
 from ..models import ApiKey, Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
 from ..security import id_number_hmac, new_api_key
 from ..settings import Settings
+from .errors import InvalidTransition, IssuerExists, NoActiveKey
 from .photos import clean_photo
 
 # Allowed status transitions: revoked is final.
@@ -56,12 +63,15 @@ def create_issuer(
     alg: str,
     catalogue: Catalogue,
 ) -> tuple[Issuer, SigningKeyRow]:
-    """Create an issuer with its first signing key."""
+    """Create an issuer with its first signing key; :class:`IssuerExists` if the code is taken."""
     if session.exec(select(Issuer).where(Issuer.code == code)).first() is not None:
-        raise ApiError(409, "issuer_exists", f"issuer {code} exists")
+        raise IssuerExists(f"issuer {code} exists")
     issuer = Issuer(code=code, name=name, region=region, operations=checked_operations(operations, catalogue))
     session.add(issuer)
-    session.flush()
+    try:
+        session.flush()  # a concurrent create of the same code fails here, on the unique index
+    except IntegrityError:
+        raise IssuerExists(f"issuer {code} exists") from None
     key = keyring.create(session, issuer, alg)
     return issuer, key
 
@@ -81,37 +91,62 @@ def create_api_key(session: Session, *, issuer: Issuer | None, label: str) -> tu
 
 
 def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
-    """Return the issuer's one active signing key."""
+    """Return the issuer's one active signing key, share-locked until the transaction ends.
+
+    The lock (PostgreSQL; SQLite's write lock covers it) keeps a concurrent revocation or rotation from
+    retiring the key between this check and the commit of what it signs.
+    """
     row = session.exec(
-        select(SigningKeyRow).where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+        select(SigningKeyRow)
+        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
     ).first()
     if row is None:
-        raise ApiError(409, "no_active_key", "issuer has no active signing key; rotate to create one")
+        raise NoActiveKey()
     return row
 
 
 def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str | None = None) -> SigningKeyRow:
-    """Retire the active key (it keeps verifying what it signed) and start a new one."""
+    """Retire the active key (it keeps verifying what it signed) and start a new one.
+
+    Rotations of one issuer run one at a time (the issuer row is locked); a partial unique index
+    backs this up, so no interleaving leaves two active keys.
+    """
+    session.exec(select(Issuer.id).where(Issuer.id == issuer.id).with_for_update())
     now = utcnow()
     previous = session.exec(
-        select(SigningKeyRow).where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+        select(SigningKeyRow)
+        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+        .execution_options(populate_existing=True)
     ).all()
     for row in previous:
         row.state, row.retired_at, row.not_after = "retired", now, now
         session.add(row)
+    session.flush()  # retire before the new key exists: the unique index allows one active key
     return keyring.create(session, issuer, alg or (previous[0].alg if previous else "ES256"), now=now)
 
 
 def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str) -> SigningKeyRow:
-    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on."""
-    row = session.get(SigningKeyRow, kid)
-    if row is None or row.issuer_id != issuer.id:
+    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on (idempotent)."""
+    now = utcnow()
+    session.execute(
+        update(SigningKeyRow)
+        .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state != "revoked")  # type: ignore[arg-type]
+        .values(state="revoked", revoked_at=now, revocation_reason=reason)
+    )
+    session.execute(
+        update(SigningKeyRow)
+        .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.not_after.is_(None))  # type: ignore[arg-type,union-attr]
+        .values(not_after=now)
+    )
+    row = session.exec(
+        select(SigningKeyRow)
+        .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
         raise ApiError(404, "key_not_found", "no such key for this issuer")
-    if row.state != "revoked":
-        now = utcnow()
-        row.state, row.revoked_at, row.revocation_reason = "revoked", now, reason
-        row.not_after = row.not_after or now
-        session.add(row)
     return row
 
 
@@ -161,6 +196,7 @@ def issue_certificate(
     photo, photo_type = (None, None)
     if request.photo_base64:
         photo, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
+    status_index = _allocate_status_index(session, issuer)  # locks the issuer row first, as rotation does
     key_row = active_key(session, issuer)
     try:
         claims = CertificateClaims.issue(
@@ -172,7 +208,7 @@ def issue_certificate(
             valid_until=valid_until,
             review_due=review_due,
             photo_digest=crypto.photo_digest(photo) if photo else None,
-            status_index=_allocate_status_index(session, issuer),
+            status_index=status_index,
             issued_at=now,
         )
     except crypto.InvalidInput as exc:
@@ -203,13 +239,22 @@ def issue_certificate(
 
 
 def change_status(session: Session, *, certificate: Certificate, action: str, reason: str, actor: str) -> Certificate:
-    """Suspend, reinstate or revoke; refuse transitions the rules do not allow."""
+    """Suspend, reinstate or revoke in one conditional update; :class:`InvalidTransition` if the status forbids it.
+
+    The update names the statuses the action may start from, so of two racing changes only one can
+    match: revoked stays final under any interleaving.
+    """
     allowed_from, target = TRANSITIONS[action]
-    if certificate.status not in allowed_from:
-        raise ApiError(409, "invalid_transition", f"cannot {action} a {certificate.status} certificate")
     now = utcnow()
-    certificate.status, certificate.status_reason, certificate.status_changed_at = target, reason, now
-    session.add(certificate)
+    changed = session.execute(
+        update(Certificate)
+        .where(Certificate.id == certificate.id, Certificate.status.in_(allowed_from))  # type: ignore[arg-type,attr-defined]
+        .values(status=target, status_reason=reason, status_changed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(certificate)
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidTransition(f"cannot {action} a {certificate.status} certificate")
     session.add(StatusEvent(certificate_id=certificate.id, action=action, reason=reason, actor=actor, at=now))
     return certificate
 
@@ -218,11 +263,16 @@ def record_review(
     session: Session, *, certificate: Certificate, next_due: date, note: str | None, actor: str
 ) -> Certificate:
     """Record a passed review: the registry's review date now wins over the signed one online."""
-    if certificate.status == "revoked":
-        raise ApiError(409, "invalid_transition", "a revoked certificate cannot be reviewed")
     if next_due <= datetime.now(CST).date():
         raise ApiError(422, "invalid_dates", "the next review date must be in the future")
-    certificate.review_due = next_due
-    session.add(certificate)
+    changed = session.execute(
+        update(Certificate)
+        .where(Certificate.id == certificate.id, Certificate.status != "revoked")  # type: ignore[arg-type]
+        .values(review_due=next_due)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(certificate)
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidTransition("a revoked certificate cannot be reviewed")
     session.add(StatusEvent(certificate_id=certificate.id, action="reviewed", reason=note, actor=actor))
     return certificate

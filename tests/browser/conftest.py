@@ -1,5 +1,8 @@
 """Browser test fixtures: the real app in a subprocess (seeded over HTTP) and Debian's Chromium via Playwright.
 
+The app runs on a copy of the session's migrated SQLite template (``migrated_sqlite_template`` in
+``tests/conftest.py``): it refuses a database that is not at the newest schema revision.
+
 Playwright never downloads a browser here: every launch uses ``/usr/bin/chromium`` (the ``chromium``
 package; ``fonts-noto-cjk`` draws the Chinese text in screenshots).
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,15 +84,18 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, folder: Path) -> AppServer:
-        """Start the app on a fresh SQLite file in ``folder`` and wait until it answers."""
+    def start(cls, folder: Path, template: Path) -> AppServer:
+        """Start the app on a copy of the migrated ``template`` database in ``folder`` and wait until it answers."""
         port = _free_port()
         log = folder / "server.log"
+        database = folder / "certseal.db"
+        if not database.exists():
+            shutil.copyfile(template, database)
         env = {name: value for name, value in os.environ.items() if not name.startswith("CERTSEAL_")}
         env["PYTHONPATH"] = str(ROOT)
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, str(SERVE), "--port", str(port), "--database", str(folder / "certseal.db")],
+                [sys.executable, str(SERVE), "--port", str(port), "--database", str(database)],
                 cwd=ROOT,
                 env=env,
                 stdout=sink,
@@ -198,9 +205,9 @@ def seed(server: AppServer) -> Certificates:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+def app_server(tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_template: Path) -> Iterator[AppServer]:
     """The app for the whole browser session (the offline test starts its own, because it stops it)."""
-    server = AppServer.start(tmp_path_factory.mktemp("app"))
+    server = AppServer.start(tmp_path_factory.mktemp("app"), migrated_sqlite_template)
     yield server
     server.stop()
 
@@ -212,12 +219,12 @@ def certificates(app_server: AppServer) -> Certificates:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[[], AppServer]]:
+def start_server(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[Callable[[], AppServer]]:
     """Start a private app for one test; it is stopped at the end if the test has not stopped it."""
     started: list[AppServer] = []
 
     def start() -> AppServer:
-        server = AppServer.start(tmp_path)
+        server = AppServer.start(tmp_path, migrated_sqlite_template)
         started.append(server)
         return server
 

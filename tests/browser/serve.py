@@ -1,6 +1,7 @@
 """Run the certseal app for the browser tests: ``python3 tests/browser/serve.py --port N --database PATH``.
 
-Demo settings (the published demo secrets) on a fresh SQLite file; the public base URL is this server.
+Demo settings (the published demo secrets) on a SQLite file already migrated to head (the fixtures copy
+the session's migrated template there; the app refuses any other); the public base URL is this server.
 """
 
 from __future__ import annotations
