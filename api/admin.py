@@ -18,12 +18,13 @@ from schemas.dates import add_years
 from schemas.idnumber import check_character
 
 from .db import make_engine, write_transaction
+from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data, require_no_demo_data
 from .keyring import Keyring
 from .migrate import require_current_schema
 from .models import ApiKey, Certificate, Issuer
 from .security import hash_api_key
 from .services import issuance
-from .settings import Settings
+from .settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX, Settings, SettingsError
 
 DEMO_ISSUER = {
     "code": "CN-44",
@@ -31,24 +32,27 @@ DEMO_ISSUER = {
     "region": "广东省",
     "operations": ["1.1", "1.2", "2.1", "2.2", "2.3", "3.1"],
 }
-# A fixed, published issuer API key, accepted only because demo secrets only ever exist in demo mode.
-DEMO_ISSUER_API_KEY = "cs_de0de0de0de0_demo_issuer_api_key_do_not_use"
 
 
-class SettingsError(Exception):
-    """Settings are invalid; the message names the variables, never their values."""
+def _problem(error: object) -> str:
+    """One pydantic error as "CERTSEAL_NAME: message" (a whole-model check names its variables itself)."""
+    assert isinstance(error, dict)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = "_".join(str(part) for part in error["loc"]).upper()
+    return f"CERTSEAL_{location}: {message}" if location else message
 
 
 def load_settings(*, demo: bool, **overrides: object) -> Settings:
-    """Load settings from the environment (plus overrides) without echoing any value on error."""
+    """Load settings from the environment (plus overrides) without echoing any value on error.
+
+    ``demo`` (``--demo``) and ``CERTSEAL_DEMO=true`` are the same: either fills in the published demo
+    secrets that the environment leaves unset.
+    """
     try:
-        return Settings.for_demo(**overrides) if demo else Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(demo=True, **overrides) if demo else Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CERTSEAL_{'_'.join(str(p) for p in error['loc']).upper() or 'SETTINGS'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
-        )
-        raise SettingsError(problems) from None
+        raise SettingsError("; ".join(map(_problem, exc.errors(include_input=False, include_url=False)))) from None
+    return settings.with_demo_secrets()
 
 
 @dataclass
@@ -63,10 +67,15 @@ class Runtime:
 
 @contextmanager
 def runtime(settings: Settings) -> Iterator[Runtime]:
-    """Open the database (refusing one not at the newest schema revision) and the keyring; dispose afterwards."""
+    """Open the database and the keyring; dispose afterwards.
+
+    Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
+    """
     engine = make_engine(settings.database_url, limits=settings.database_limits)
     try:
         require_current_schema(engine)
+        if not settings.demo:
+            require_no_demo_data(engine)  # before the keys: the demo issuer's are under the demo passphrase
         keyring = Keyring(engine, settings.require("key_passphrase").encode())
         keyring.check_active_keys()
         yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
@@ -90,14 +99,24 @@ class DemoCertificate:
 
 
 def seed_demo(rt: Runtime) -> list[DemoCertificate]:
-    """Create, if absent, the demo issuer, its API key and four certificates; return them."""
+    """Create, if absent, the demo issuer, its API key and four certificates, and flag the database; return them.
+
+    Only in demo mode: the demo API key is published. An issuer with the demo code that is not demo
+    data is never adopted (:class:`DemoIssuerConflict`), so ``certseal demo purge`` removes only the demo.
+    """
+    if not rt.settings.demo:
+        raise RuntimeError("demo data is only seeded in demo mode (--demo or CERTSEAL_DEMO=true)")
     with Session(rt.engine, expire_on_commit=False) as session, write_transaction(session):
         issuer = session.exec(select(Issuer).where(Issuer.code == DEMO_ISSUER["code"])).first()
+        if issuer is not None and issuer.id not in demo_issuer_ids(session.connection()):
+            raise DemoIssuerConflict(issuer.code)
         if issuer is None:
             issuer, _ = issuance.create_issuer(session, rt.keyring, alg="ES256", catalogue=rt.catalogue, **DEMO_ISSUER)  # type: ignore[arg-type]
+            session.flush()
+            flag_demo_data(session.connection(), issuer_id=issuer.id)
             session.add(
                 ApiKey(
-                    prefix=DEMO_ISSUER_API_KEY.split("_")[1],
+                    prefix=DEMO_ISSUER_API_KEY_PREFIX,
                     secret_hash=hash_api_key(DEMO_ISSUER_API_KEY),
                     scope="issuer",
                     issuer_id=issuer.id,

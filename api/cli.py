@@ -263,6 +263,8 @@ def _service_settings(args: argparse.Namespace) -> Any:
         overrides["database_url"] = args.database
     if getattr(args, "public_base_url", None):
         overrides["public_base_url"] = args.public_base_url
+    if getattr(args, "forwarded_allow_ips", None) is not None:
+        overrides["forwarded_allow_ips"] = args.forwarded_allow_ips
     elif getattr(args, "port", None) and "CERTSEAL_PUBLIC_BASE_URL" not in os.environ:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104 -- compared, not bound
         overrides["public_base_url"] = f"http://{host}:{args.port}"
@@ -331,11 +333,24 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     print()
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_service_logging(level: str, *, verbose: bool = False) -> None:
+    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v), with times; uvicorn's loggers log through it."""
+    logging.basicConfig(level=logging.DEBUG if verbose else level, format=LOG_FORMAT, force=True)
+    if not verbose:  # Alembic's per-connection chatter ("Context impl ...") only with -v
+        logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the HTTP service (uvicorn) on a database at the newest schema revision.
 
-    Without --demo a database that is behind is refused (``certseal db upgrade`` first); --demo
-    upgrades its SQLite database itself, then seeds and prints the demo data, all before uvicorn starts.
+    Without demo mode (--demo or CERTSEAL_DEMO=true) a database that is behind, or that holds demo data,
+    is refused (``certseal db upgrade`` / ``certseal demo purge`` first); demo mode upgrades its SQLite
+    database itself, then seeds and prints the demo data, all before uvicorn starts. Logging stays as
+    configured here (uvicorn gets no logging configuration of its own), and X-Forwarded-For is believed
+    only from CERTSEAL_FORWARDED_ALLOW_IPS / --forwarded-allow-ips (by default from nobody).
     """
     import uvicorn
 
@@ -344,6 +359,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import DEMO_SECRETS
 
     settings = _service_settings(args)
+    configure_service_logging(settings.log_level, verbose=args.verbose)
     if not settings.demo:
         values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in DEMO_SECRETS}
         missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
@@ -360,7 +376,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
     sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)
     tune_garbage_collector()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+    trusted = settings.forwarded_allow_ips
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,  # keep the logging configured above
+        log_level=settings.log_level.lower(),
+        access_log=args.access_log,
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or "",  # never uvicorn's default (127.0.0.1) or FORWARDED_ALLOW_IPS
+    )
     return EXIT_OK
 
 
@@ -472,17 +498,18 @@ def _issuer(session: Any, code: str) -> Any:
     return issuer
 
 
-def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str]) -> int:
+def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str], *, read_only: bool = False) -> int:
     from sqlmodel import Session
 
-    from .db import write_transaction
+    from .db import read_transaction, write_transaction
     from .errors import ApiError
     from .services.errors import ServiceError
 
     settings = _service_settings(args)
+    transaction = read_transaction if read_only else write_transaction
     with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False) as session:
         try:
-            with write_transaction(session):
+            with transaction(session):
                 output = task(rt, session)
         except (ApiError, ServiceError) as exc:
             raise UsageError(f"{exc.code}: {exc.message}") from None
@@ -527,14 +554,113 @@ def cmd_issuer_create(args: argparse.Namespace) -> int:
 
 
 def cmd_issuer_api_key(args: argparse.Namespace) -> int:
-    """Create an issuer API key and print it once."""
-    from .services import issuance
+    """Create an issuer API key (optionally expiring) and print it once."""
+    from datetime import timedelta
+
+    from .services import api_keys
+
+    now = datetime.now(UTC)
+    if args.expires_in_days is not None and not 1 <= args.expires_in_days <= 3650:
+        raise UsageError("--expires-in-days must be from 1 to 3650")
+    expires_at = _cli_time(args.expires_at, "--expires-at") if args.expires_at else None
+    if args.expires_in_days is not None:
+        expires_at = now + timedelta(days=args.expires_in_days)
 
     def task(_rt: Any, session: Any) -> str:
-        _row, token = issuance.create_api_key(session, issuer=_issuer(session, args.code), label=args.label)
-        return token
+        issuer = _issuer(session, args.code)
+        _row, token = api_keys.create_api_key(session, issuer=issuer, label=args.label, expires_at=expires_at, now=now)
+        return str(token)
 
     return _admin_task(args, task)
+
+
+def _cli_time(text: str, option: str) -> datetime:
+    """An ISO 8601 date or time from the command line; without an offset it is China Standard Time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"{option} must be an ISO 8601 date or time, e.g. 2027-01-01 or 2027-01-01T08:00+08:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+
+
+def _shown(moment: datetime | None) -> str:
+    return moment.astimezone(CST).isoformat(timespec="seconds") if moment else "-"
+
+
+def cmd_api_key_list(args: argparse.Namespace) -> int:
+    """Print API keys (all, one issuer's, or the apps'): prefix, scope, issuer, state, times and label."""
+    from .services import api_keys
+    from .services.api_keys import KeyOwner
+
+    def task(_rt: Any, session: Any) -> str:
+        if args.issuer:
+            owner = KeyOwner.of_issuer(_issuer(session, args.issuer))
+        else:
+            owner = KeyOwner.apps() if args.apps else KeyOwner()
+        now = datetime.now(UTC)
+        lines = [
+            f"{'PREFIX':<13} {'SCOPE':<6} {'ISSUER':<8} {'STATE':<8} {'CREATED':<25} {'LAST USED':<25} "
+            f"{'EXPIRES':<25} LABEL"
+        ]
+        for key, code in api_keys.list_api_keys(session, owner=owner):
+            lines.append(
+                f"{key.prefix:<13} {key.scope:<6} {code or '-':<8} {api_keys.key_state(key, now=now):<8} "
+                f"{_shown(key.created_at):<25} {_shown(key.last_used_at):<25} {_shown(key.expires_at):<25} "
+                f"{key.label}"
+            )
+        return "\n".join(lines)
+
+    return _admin_task(args, task, read_only=True)
+
+
+def cmd_api_key_revoke(args: argparse.Namespace) -> int:
+    """Revoke an API key by its prefix: every request with it is refused from now on."""
+    from .services import api_keys
+    from .services.api_keys import KeyOwner
+
+    def task(_rt: Any, session: Any) -> str:
+        key, _code = api_keys.revoke_api_key(session, prefix=args.prefix, owner=KeyOwner(), now=datetime.now(UTC))
+        return f"API key {key.prefix} revoked at {_shown(key.revoked_at)}"
+
+    return _admin_task(args, task)
+
+
+def cmd_api_key_expire(args: argparse.Namespace) -> int:
+    """Set (--at) or remove (--never) an API key's expiry; a past time expires it at once."""
+    from .services import api_keys
+    from .services.api_keys import KeyOwner
+
+    expires_at = None if args.never else _cli_time(args.at, "--at")
+
+    def task(_rt: Any, session: Any) -> str:
+        key, _code = api_keys.set_api_key_expiry(session, prefix=args.prefix, owner=KeyOwner(), expires_at=expires_at)
+        if key.expires_at is None:
+            return f"API key {key.prefix} never expires"
+        return f"API key {key.prefix} expires at {_shown(key.expires_at)}"
+
+    return _admin_task(args, task)
+
+
+def cmd_demo_purge(args: argparse.Namespace) -> int:
+    """Remove the demo issuers with their keys, API keys, certificates and the demo flag, in one transaction."""
+    from . import deployment, migrate
+
+    with _migration_engine(_database_settings(args)) as engine:
+        try:
+            migrate.require_current_schema(engine)
+        except migrate.SchemaNotCurrent as exc:
+            raise UsageError(str(exc)) from None
+        result = deployment.purge_demo_data(engine)
+    if not result.removed_anything:
+        print("no demo data in this database; nothing removed")
+    else:
+        print(
+            f"demo data removed: issuer {', '.join(result.issuers) or '-'}, {result.certificates} certificates, "
+            f"{result.api_keys} API keys; the database may now be used without demo mode"
+        )
+    return EXIT_OK
 
 
 def cmd_issuer_rotate(args: argparse.Namespace) -> int:
@@ -659,8 +785,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database", help="database URL (default sqlite:///./certseal.db)")
     serve.add_argument("--public-base-url", help="base URL printed in QR codes")
-    serve.add_argument("--demo", action="store_true", help="demo mode: demo secrets, demo issuer and certificates")
+    serve.add_argument(
+        "--demo", action="store_true", help="demo mode (also CERTSEAL_DEMO=true): demo secrets, issuer and certificates"
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated, or * "
+        "(default: CERTSEAL_FORWARDED_ALLOW_IPS, else nobody)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     db = sub.add_parser("db", help="database schema migrations (needs only the database URL, no secrets)")
@@ -698,6 +832,9 @@ def build_parser() -> argparse.ArgumentParser:
     api_key = issuer_sub.add_parser("api-key", help="create an issuer API key (printed once)")
     api_key.add_argument("code")
     api_key.add_argument("--label", default="")
+    key_expiry = api_key.add_mutually_exclusive_group()
+    key_expiry.add_argument("--expires-at", metavar="DATE", help="ISO 8601 date or time (no offset: China time)")
+    key_expiry.add_argument("--expires-in-days", type=int, metavar="N", help="expire N days from now (1 to 3650)")
     service_options(api_key)
     api_key.set_defaults(handler=cmd_issuer_api_key)
     rotate = issuer_sub.add_parser("rotate-key", help="retire the active signing key and start a new one")
@@ -716,6 +853,34 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--review-due")
     service_options(issue)
     issue.set_defaults(handler=cmd_issue)
+
+    keys = sub.add_parser("api-key", help="list, revoke and expire issuer and app API keys")
+    keys_sub = keys.add_subparsers(dest="api_key_command", required=True, parser_class=_Parser)
+    key_list = keys_sub.add_parser("list", help="list API keys (never their tokens)")
+    whose = key_list.add_mutually_exclusive_group()
+    whose.add_argument("--issuer", metavar="CODE", help="only this issuer's keys")
+    whose.add_argument("--apps", action="store_true", help="only the third-party app keys")
+    service_options(key_list)
+    key_list.set_defaults(handler=cmd_api_key_list)
+    key_revoke = keys_sub.add_parser("revoke", help="revoke an API key by its prefix (for good, at once)")
+    key_revoke.add_argument("prefix", metavar="PREFIX", help="the 12 hex digits after cs_ in the token")
+    service_options(key_revoke)
+    key_revoke.set_defaults(handler=cmd_api_key_revoke)
+    key_expire = keys_sub.add_parser("expire", help="set or remove an API key's expiry")
+    key_expire.add_argument("prefix", metavar="PREFIX")
+    when = key_expire.add_mutually_exclusive_group(required=True)
+    when.add_argument("--at", metavar="DATE", help="ISO 8601 date or time (no offset: China time); past: at once")
+    when.add_argument("--never", action="store_true", help="remove the expiry")
+    service_options(key_expire)
+    key_expire.set_defaults(handler=cmd_api_key_expire)
+
+    demo = sub.add_parser("demo", help="the demo data set")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True, parser_class=_Parser)
+    purge = demo_sub.add_parser(
+        "purge", help="remove the demo issuer, its keys, API keys and certificates (needs only the database URL)"
+    )
+    purge.add_argument("--database", help="database URL (default: CERTSEAL_DATABASE_URL, else sqlite:///./certseal.db)")
+    purge.set_defaults(handler=cmd_demo_purge)
 
     openapi = sub.add_parser("openapi", help="write the service's OpenAPI schema as YAML")
     openapi.add_argument("--out", default="openapi.yaml")

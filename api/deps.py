@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from anyio import to_thread
@@ -29,7 +30,8 @@ from .errors import ApiError
 from .keyring import Keyring
 from .models import ApiKey, Certificate, Issuer
 from .security import api_key_matches, api_key_prefix
-from .settings import Settings
+from .services.key_usage import KeyUsage
+from .settings import Settings, is_published_demo_token
 
 
 async def get_settings(request: Request) -> Settings:
@@ -64,6 +66,11 @@ async def get_catalogue(request: Request) -> Catalogue:
     return request.app.state.catalogue  # type: ignore[no-any-return]
 
 
+async def get_key_usage(request: Request) -> KeyUsage:
+    """The app's record of when each API key was last used."""
+    return request.app.state.key_usage  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -93,7 +100,9 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def _resolve(token: str, session: Session, settings: Settings) -> Principal | None:
+def _resolve(token: str, session: Session, settings: Settings, usage: KeyUsage | None) -> Principal | None:
+    if not settings.demo and is_published_demo_token(token):
+        return None  # published demo secrets never authenticate outside demo mode, whatever the database holds
     admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return Principal("admin")
@@ -103,21 +112,34 @@ def _resolve(token: str, session: Session, settings: Settings) -> Principal | No
     try:
         with read_transaction(session):
             key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-            if key is None or not api_key_matches(token, key.secret_hash, revoked=key.revoked_at is not None):
+            if key is None or not api_key_matches(
+                token,
+                key.secret_hash,
+                revoked=key.revoked_at is not None,
+                expires_at=key.expires_at,
+                now=datetime.now(UTC),
+            ):
                 return None
-            if key.scope != "issuer":
-                return Principal("app", None, key.id)
-            issuer = session.get(Issuer, key.issuer_id)
+            issuer = session.get(Issuer, key.issuer_id) if key.scope == "issuer" else None
     except SQLAlchemyError:
         raise ApiError(503, "registry_unavailable", "the registry cannot be read; try again") from None
-    return Principal("issuer", issuer, key.id) if issuer else None
+    if key.scope == "issuer" and issuer is None:
+        return None
+    if usage is not None:
+        usage.touch(key.id)
+    return Principal("issuer", issuer, key.id) if issuer else Principal("app", None, key.id)
 
 
-def get_principal(credentials: CredentialsDep, session: SessionDep, settings: SettingsDep) -> Principal:
-    """Authenticate the bearer token; 401 if missing or unknown."""
+def get_principal(
+    credentials: CredentialsDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    usage: Annotated[KeyUsage | None, Depends(get_key_usage)] = None,
+) -> Principal:
+    """Authenticate the bearer token; 401 if missing, unknown, revoked, expired or a published demo secret."""
     if credentials is None:
         raise ApiError(401, "unauthorized", "a bearer token is required")
-    principal = _resolve(credentials.credentials, session, settings)
+    principal = _resolve(credentials.credentials, session, settings, usage)
     if principal is None:
         raise ApiError(401, "unauthorized", "the token is not valid")
     return principal
@@ -178,13 +200,15 @@ ManagedIssuerDep = Annotated[Issuer, Depends(admin_or_same_issuer)]
 
 
 def owned_certificate(certificate_id: str, issuer: IssuerDep, session: SessionDep) -> Certificate:
-    """The certificate in the path, if it exists and belongs to the calling issuer (else 404 / 403)."""
+    """The certificate in the path if it belongs to the calling issuer; else 404, as for a missing one.
+
+    Another issuer's certificate answers exactly like an id that does not exist, so the answer never
+    tells a caller that an id is taken.
+    """
     with read_transaction(session):
         certificate = session.get(Certificate, certificate_id)
-    if certificate is None:
+    if certificate is None or certificate.issuer_id != issuer.id:
         raise ApiError(404, "certificate_not_found", "no such certificate")
-    if certificate.issuer_id != issuer.id:
-        raise ApiError(403, "forbidden", "the certificate belongs to another issuer")
     return certificate
 
 

@@ -16,9 +16,20 @@ from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from schemas.api import ErrorResponse
+from schemas.api import ErrorResponse, Strict
 
-from .services.errors import Conflict, HolderCheckLimited, RegistryUnavailable, ServiceError
+from .services.errors import (
+    Busy,
+    Conflict,
+    InvalidPhoto,
+    Limited,
+    NotFound,
+    PhotoTooLarge,
+    PhotoTooManyPixels,
+    RegistryUnavailable,
+    ServiceError,
+    Unprocessable,
+)
 
 log = logging.getLogger("certseal.api")
 
@@ -55,14 +66,51 @@ _STATUS_CODES = {
 }
 
 
+# Where FastAPI says a parameter came from; their names are the ones the routes declare.
+_PARAMETER_LOCATIONS = frozenset({"query", "path", "header", "cookie"})
+
+
+def _body_field_names() -> frozenset[str]:
+    """The field names (and aliases) of every request body model: the only names a body location may show."""
+    names: set[str] = set()
+    pending: list[type[Strict]] = [Strict]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        for name, field in model.model_fields.items():
+            names.add(name)
+            names.update(alias for alias in (field.alias, field.validation_alias) if isinstance(alias, str))
+    return frozenset(names)
+
+
+def _names_only_the_schema(loc: tuple[Any, ...], known: frozenset[str]) -> bool:
+    """True if every part of a location is a list index or a name the API itself defines (never a sent key)."""
+    if loc and loc[0] in _PARAMETER_LOCATIONS:
+        return True
+    parts = loc[1:] if loc and loc[0] == "body" else loc
+    return all(isinstance(part, int) or part in known for part in parts)
+
+
 def _validation_details(
     exc: RequestValidationError | ValidationError, prefix: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    # Location and error type only: never the input, never pydantic's message (it may quote input).
-    return [
-        {"loc": [*prefix, *(str(part) for part in error.get("loc", ()))], "type": error.get("type")}
-        for error in exc.errors()
-    ]
+    """Location and error type of each error: never the input, never pydantic's message (it may quote input).
+
+    A location that would contain a name the client chose (an unknown field, a dict key) is given
+    as ``body`` with a count of such fields per error type instead, so a key is never echoed either.
+    """
+    known = _body_field_names()
+    details: list[dict[str, Any]] = []
+    unnamed: dict[str, int] = {}
+    for error in exc.errors():
+        loc = (*prefix, *error.get("loc", ()))
+        kind = str(error.get("type"))
+        if kind == "extra_forbidden" or not _names_only_the_schema(loc, known):
+            unnamed[kind] = unnamed.get(kind, 0) + 1
+        else:
+            details.append({"loc": [str(part) for part in loc], "type": kind})
+    details.extend({"loc": ["body"], "type": kind, "count": count} for kind, count in unnamed.items())
+    return details
 
 
 def validation_error(exc: ValidationError) -> ApiError:
@@ -76,8 +124,14 @@ def validation_error(exc: ValidationError) -> ApiError:
 # Domain errors to HTTP: the services know nothing of status codes.
 _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (RegistryUnavailable, 503),
-    (HolderCheckLimited, 429),
+    (Busy, 503),
+    (Limited, 429),
     (Conflict, 409),
+    (PhotoTooLarge, 413),
+    (InvalidPhoto, 422),
+    (PhotoTooManyPixels, 422),
+    (NotFound, 404),
+    (Unprocessable, 422),
 )
 # The database did not answer in time, or the connection broke: the caller may retry (never a 500).
 _DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
@@ -99,7 +153,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"Retry-After": "3600"} if exc.status == 429 else None
+        headers = None  # a 429 is a Limited service error, which knows when its window frees
         if exc.status == 401:
             headers = {"WWW-Authenticate": "Bearer"}  # RFC 6750 section 3: every 401 names the scheme
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers)
@@ -107,7 +161,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         status = service_status(exc)
-        headers = {"Retry-After": "1"} if status == 503 else {"Retry-After": "3600"} if status == 429 else None
+        headers = None
+        if isinstance(exc, Limited):  # the seconds until the window frees, as the message says
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif status == 503:
+            headers = {"Retry-After": "1"}
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -135,5 +193,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # The traceback goes to the server's log only; the body stays generic.
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

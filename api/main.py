@@ -15,12 +15,14 @@ from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
 from .db import BlockingLane, make_engine
+from .deployment import require_no_demo_data
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .migrate import require_current_schema
 from .routers import certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
+from .services.key_usage import KeyUsage
 from .services.ratelimit import RateLimiter
 from .services.verify_store import VerifyStore
 from .settings import Settings
@@ -41,13 +43,32 @@ def _close(verify_store: VerifyStore, events: EventRecorder, engine: Engine) -> 
     engine.dispose()
 
 
+def log_mode_warnings(settings: Settings) -> None:
+    """Say loudly, at every start, that demo or development mode is on."""
+    if settings.demo:
+        log.warning(
+            "DEMO MODE: the published demo admin token and issuer API key authenticate; "
+            "never expose this server or its database"
+        )
+    if settings.dev:
+        log.warning(
+            "CERTSEAL_DEV IS ON: development mode (an http://localhost base URL is allowed); "
+            "never run production with CERTSEAL_DEV=true"
+        )
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app; the lifespan opens the database and checks every active signing key decrypts."""
+    """Build the app; the lifespan opens the database and checks every active signing key decrypts.
+
+    Outside demo mode it refuses a database holding the demo data (``certseal demo purge`` removes it).
+    """
 
     def open_database() -> tuple[Engine, Keyring, int]:
         engine = make_engine(settings.database_url, limits=settings.database_limits)
         try:
             require_current_schema(engine)
+            if not settings.demo:
+                require_no_demo_data(engine)  # before the keys: the demo issuer's are under the demo passphrase
             keyring = Keyring(engine, settings.require("key_passphrase").encode())
             settings.require("id_hmac_key")
             settings.require("url_signing_key")
@@ -58,10 +79,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("certseal starting: %s", settings.startup_summary())
+        log_mode_warnings(settings)
         engine, keyring, active = await to_thread.run_sync(open_database)
         # Request threads and pooled connections are one number: a thread never waits for a connection.
         to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-        events = EventRecorder(engine, settings.event_flush_seconds)
+        key_usage = KeyUsage(engine)
+        events = EventRecorder(engine, settings.event_flush_seconds, also_flush=[key_usage.flush])
         events.start()
         verify_store = VerifyStore(engine, sqlite_busy_timeout_ms=min(settings.verify_db_deadline_ms, 250))
         verify_lane = BlockingLane(
@@ -70,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             name="certseal-verify",
         )
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
+        app.state.key_usage = key_usage
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
         log.info("certseal ready: %d active signing keys", active)
         try:

@@ -98,6 +98,10 @@ class ApiKey(SQLModel, table=True):
     label: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # From this moment on the key is refused (None: it does not expire).
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When the key last authenticated, written at most once a minute per key and process, off the request path.
+    last_used_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class Certificate(SQLModel, table=True):
@@ -187,3 +191,16 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int
     response_body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class DeploymentFlag(SQLModel, table=True):
+    """A fact about the whole database, e.g. ``demo_data``: it holds the demo data set (value: the demo issuer's id).
+
+    A database with the ``demo_data`` flag is refused outside demo mode until ``certseal demo purge``.
+    """
+
+    __tablename__ = "deployment_flags"
+
+    name: str = Field(primary_key=True, max_length=40)
+    value: str = Field(default="", max_length=200)
+    set_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import UTC, datetime
 
 API_KEY_PREFIX = "cs"
 _PREFIX_BYTES = 6
@@ -24,9 +25,18 @@ def hash_api_key(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def api_key_matches(token: str, secret_hash: bytes, *, revoked: bool) -> bool:
-    """True when the token hashes to the stored hash (in constant time) and the key is not revoked."""
-    return hmac.compare_digest(secret_hash, hash_api_key(token)) and not revoked
+def api_key_matches(
+    token: str,
+    secret_hash: bytes,
+    *,
+    revoked: bool,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """True when the token hashes to the stored hash (in constant time) and the key is neither revoked nor expired."""
+    matches = hmac.compare_digest(secret_hash, hash_api_key(token))
+    expired = expires_at is not None and expires_at <= (now or datetime.now(UTC))
+    return matches and not revoked and not expired
 
 
 def api_key_prefix(token: str) -> str | None:

@@ -1,24 +1,47 @@
 """Service settings from ``CERTSEAL_*`` environment variables (pydantic-settings).
 
-Secrets with a ``demo_`` prefix are the published demo values: they are refused unless demo mode is
-on, and outside demo mode every secret must be set to a real value of sufficient length.
+Secrets with a ``demo_`` prefix, and the demo issuer API key, are the published demo values: they exist
+only in demo mode. Outside demo mode every secret must be a real one (:func:`secret_weakness`), no two
+secrets may be equal, and each may come from a file named by ``CERTSEAL_<NAME>_FILE`` (Docker and
+Kubernetes secrets). Every problem is reported at start with the variable's name, never its value.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
+import os
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 if TYPE_CHECKING:
     from .db import DatabaseLimits
 
 DEMO_PREFIX = "demo_"
 MIN_SECRET_CHARS = 16
-PLACEHOLDERS = frozenset({"change-me", "changeme", "secret", "password", "placeholder", "xxx", "todo"})
+MIN_DISTINCT_CHARS = 10
+# Compared with the secret lower-cased and stripped of everything but letters and digits.
+PLACEHOLDER_PREFIXES = (
+    "changeme",
+    "changethis",
+    "replaceme",
+    "password",
+    "passw0rd",
+    "secret",
+    "placeholder",
+    "example",
+    "default",
+    "dummy",
+    "todo",
+    "xxx",
+)
 
 DEMO_SECRETS = {
     "admin_token": "demo_admin_token_do_not_use_in_production",
@@ -26,18 +49,107 @@ DEMO_SECRETS = {
     "id_hmac_key": "demo_id_hmac_key_do_not_use_in_production",
     "url_signing_key": "demo_url_signing_key_do_not_use_in_production",
 }
+# The demo issuer's API key, printed by ``certseal serve --demo``: published, so only ever valid in demo mode.
+DEMO_ISSUER_API_KEY = "cs_de0de0de0de0_demo_issuer_api_key_do_not_use"
+DEMO_ISSUER_API_KEY_PREFIX = DEMO_ISSUER_API_KEY.split("_")[1]
+PUBLISHED_DEMO_TOKENS = frozenset({*DEMO_SECRETS.values(), DEMO_ISSUER_API_KEY})
+# Every secret setting; each may instead be read from the file named by CERTSEAL_<NAME>_FILE.
+SECRET_SETTINGS = (*DEMO_SECRETS, "id_hmac_previous_keys")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """Settings are invalid; the message names the variables, never their values."""
+
+
+def variable(name: str) -> str:
+    """The environment variable of a setting: ``admin_token`` -> ``CERTSEAL_ADMIN_TOKEN``."""
+    return f"CERTSEAL_{name.upper()}"
+
+
+def is_published_demo_token(token: str) -> bool:
+    """True for a published demo secret or the demo issuer API key (also under its lookup prefix)."""
+    return token in PUBLISHED_DEMO_TOKENS or token.startswith(f"cs_{DEMO_ISSUER_API_KEY_PREFIX}_")
+
+
+def secret_weakness(value: str) -> str | None:
+    """Why a secret is too weak to use, or None: length, variety, placeholders and patterns (never the value)."""
+    if len(value) < MIN_SECRET_CHARS:
+        return f"shorter than {MIN_SECRET_CHARS} characters"
+    if len(set(value)) < MIN_DISTINCT_CHARS:
+        return f"fewer than {MIN_DISTINCT_CHARS} distinct characters"
+    letters = "".join(character for character in value.lower() if character.isalnum())
+    if letters.startswith(PLACEHOLDER_PREFIXES):
+        return "a placeholder (changeme…, password…, secret…)"
+    for period in range(1, len(value) // 2 + 1):
+        if all(value[index] == value[index % period] for index in range(period, len(value))):
+            return "a repeated pattern"
+    steps = {ord(after) - ord(before) for before, after in itertools.pairwise(value)}
+    if steps <= {1} or steps <= {-1}:
+        return "a run of consecutive characters"
+    return None
+
+
+def read_secret_file(name: str, path: str) -> str:
+    """The secret in the file ``CERTSEAL_<NAME>_FILE`` names, without its trailing newline."""
+    try:
+        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SettingsError(f"{variable(name)}_FILE: the file cannot be read ({reason})") from None
+    if not value:
+        raise SettingsError(f"{variable(name)}_FILE: the file is empty")
+    return value
+
+
+def parse_previous_hmac_keys(text: str) -> dict[int, str]:
+    """``version:key,version:key`` as a dict; :class:`SettingsError` naming the variable on any problem."""
+    keys: dict[int, str] = {}
+    where = variable("id_hmac_previous_keys")
+    for entry in text.split(","):
+        version, colon, key = entry.strip().partition(":")
+        if not colon or not version.isdigit() or not key or not 1 <= int(version) <= 2**31:
+            raise SettingsError(f"{where} must be version:key,version:key (versions 1 to 2147483648)")
+        if int(version) in keys:
+            raise SettingsError(f"{where} names version {int(version)} twice")
+        keys[int(version)] = key
+    return keys
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """Secrets from the files named by ``CERTSEAL_<NAME>_FILE``; setting both forms of one is an error."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_SETTINGS:
+            path = os.environ.get(f"{variable(name)}_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable(name)) is not None:
+                raise SettingsError(f"set {variable(name)} or {variable(name)}_FILE, not both")
+            values[name] = read_secret_file(name, path)
+        return values
 
 
 class Settings(BaseSettings):
     """Everything the service reads from its environment; see the README's settings table."""
 
-    model_config = SettingsConfigDict(env_prefix="CERTSEAL_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a validation error's text never carries a value (a secret) that was given.
+    model_config = SettingsConfigDict(env_prefix="CERTSEAL_", extra="ignore", frozen=True, hide_input_in_errors=True)
 
     database_url: str = "sqlite:///./certseal.db"
     public_base_url: str = "http://127.0.0.1:8000"
     demo: bool = False
-    # Development escape hatch: allows placeholder secrets and http://localhost outside --demo.
+    # Development escape hatch: allows an http://localhost base URL outside --demo (secrets must still be
+    # real ones); every start logs a warning.
     dev: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or networks,
+    # or "*"); by default nobody's, so a client cannot choose the address its rate limit is counted under.
+    forwarded_allow_ips: str = ""
 
     admin_token: SecretStr | None = None
     key_passphrase: SecretStr | None = None
@@ -80,6 +192,36 @@ class Settings(BaseSettings):
     official_origins: str = ""
     catalogue_path: Path | None = None
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``CERTSEAL_<NAME>_FILE`` files for the secrets."""
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        for entry in entries:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError("give IP addresses or networks (e.g. 10.0.0.0/8), comma-separated, or *") from None
+        return ",".join(entries)
+
     @model_validator(mode="after")
     def _require_https_base_url(self) -> Settings:
         from crypto import InvalidInput, normalize_base_url
@@ -92,23 +234,46 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_secrets(self) -> Settings:
-        for name in DEMO_SECRETS:
-            secret: SecretStr | None = getattr(self, name)
-            value = secret.get_secret_value() if secret else ""
-            if self.demo:
-                continue
-            if value.startswith(DEMO_PREFIX):
-                raise ValueError(f"CERTSEAL_{name.upper()} is a demo secret; it is refused outside --demo")
-            if not self.dev and value and (value.lower() in PLACEHOLDERS or len(value) < MIN_SECRET_CHARS):
-                raise ValueError(f"CERTSEAL_{name.upper()} is a placeholder or shorter than {MIN_SECRET_CHARS}")
+        previous = self.previous_hmac_keys  # checked in every mode: never a 500 at first use
+        if self.id_hmac_key_version in previous:
+            raise ValueError(
+                "CERTSEAL_ID_HMAC_PREVIOUS_KEYS names the current CERTSEAL_ID_HMAC_KEY_VERSION; "
+                "give only older versions"
+            )
+        if self.demo:
+            return self
+        values = {variable(name): self._secret_value(name) for name in DEMO_SECRETS}
+        values |= {f"{variable('id_hmac_previous_keys')} (version {v})": key for v, key in previous.items()}
+        for where, value in values.items():
+            if not value:
+                continue  # a missing secret is named by whatever needs it (serve names them all)
+            if value.startswith(DEMO_PREFIX) or value in PUBLISHED_DEMO_TOKENS:
+                raise ValueError(f"{where} is a demo secret; it is refused outside --demo")
+            if reason := secret_weakness(value):
+                raise ValueError(f"{where} is too weak: {reason}")
+        named = [(where, value) for where, value in values.items() if value and "PREVIOUS" not in where]
+        for index, (first, value) in enumerate(named):
+            for second, other in named[index + 1 :]:
+                if value == other:
+                    raise ValueError(f"{first} and {second} have the same value; every secret must be different")
         return self
+
+    def _secret_value(self, name: str) -> str:
+        secret: SecretStr | None = getattr(self, name)
+        return secret.get_secret_value() if secret else ""
 
     @classmethod
     def for_demo(cls, **overrides: object) -> Settings:
-        """Settings with the published demo secrets filled in where the environment has none."""
-        base = cls(demo=True, **overrides)  # type: ignore[arg-type]
-        filled = {name: value for name, value in DEMO_SECRETS.items() if getattr(base, name) is None}
-        return base.model_copy(update={name: SecretStr(value) for name, value in filled.items()})
+        """Demo settings with the published demo secrets filled in where the environment has none."""
+        return cls(demo=True, **overrides).with_demo_secrets()  # type: ignore[arg-type]
+
+    def with_demo_secrets(self) -> Settings:
+        """In demo mode (``--demo`` or ``CERTSEAL_DEMO=true``), these settings with the unset secrets filled in
+        with the published demo values; outside demo mode, these settings unchanged."""
+        if not self.demo:
+            return self
+        filled = {name: SecretStr(value) for name, value in DEMO_SECRETS.items() if getattr(self, name) is None}
+        return self.model_copy(update=filled)
 
     def require(self, name: str) -> str:
         """Return a secret's value or raise a start-up error naming the missing variable."""
@@ -138,19 +303,57 @@ class Settings(BaseSettings):
         return self.demo or self.dev
 
     @cached_property
+    def previous_hmac_keys(self) -> dict[int, str]:
+        """``CERTSEAL_ID_HMAC_PREVIOUS_KEYS`` by version (empty when unset)."""
+        text = self._secret_value("id_hmac_previous_keys").strip()
+        return parse_previous_hmac_keys(text) if text else {}
+
+    @cached_property
     def id_hmac_keys(self) -> dict[int, bytes]:
         """Every ID-number HMAC key by version, the current one included."""
         keys = {self.id_hmac_key_version: self.require("id_hmac_key").encode()}
-        if self.id_hmac_previous_keys:
-            for entry in self.id_hmac_previous_keys.get_secret_value().split(","):
-                version, _, key = entry.strip().partition(":")
-                if not version.isdigit() or not key:
-                    raise RuntimeError("CERTSEAL_ID_HMAC_PREVIOUS_KEYS must be version:key,version:key")
-                keys.setdefault(int(version), key.encode())
+        for version, key in self.previous_hmac_keys.items():
+            keys.setdefault(version, key.encode())
         return keys
+
+    @cached_property
+    def forwarded_allow_ip_list(self) -> list[str]:
+        """Whose X-Forwarded-For is believed (empty: nobody's)."""
+        return [entry for entry in self.forwarded_allow_ips.split(",") if entry]
+
+    def startup_summary(self) -> str:
+        """The settings that matter at start, for the log: never a secret, never a database password."""
+        limits = (
+            f"verify_rate_per_minute={self.verify_rate_per_minute} "
+            f"verify_rate_per_minute_with_key={self.verify_rate_per_minute_with_key} "
+            f"holder_check_failures_per_hour={self.holder_check_failures_per_hour} "
+            f"holder_check_global_failures={self.holder_check_global_failures}/"
+            f"{self.holder_check_global_window_seconds}s max_body_bytes={self.max_body_bytes}"
+        )
+        return (
+            f"database={describe_database(self.database_url)} public_base_url={self.public_base_url} "
+            f"demo={self.demo} dev={self.dev} db_pool_size={self.db_pool_size} "
+            f"verify_db_threads={self.verify_db_threads} verify_db_deadline_ms={self.verify_db_deadline_ms} "
+            f"{limits} forwarded_allow_ips={self.forwarded_allow_ips or '(none)'} cors_origins={self.cors_origins} "
+            f"review_required={self.review_required} catalogue={self.catalogue_path or 'built-in'} "
+            f"id_hmac_key_version={self.id_hmac_key_version} "
+            f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level}"
+        )
 
     @cached_property
     def official_origin_list(self) -> list[str]:
         """Origins whose QR URLs are genuine; the public base URL's origin is always one."""
         extra = [origin.strip().rstrip("/") for origin in self.official_origins.split(",") if origin.strip()]
         return [self.public_base_url.rstrip("/"), *extra]
+
+
+def describe_database(url: str) -> str:
+    """The database kind and where it is, without user, password or query parameters."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(unparseable URL)"
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.get_backend_name()} {parsed.host or 'localhost'}{port}/{parsed.database or ''}"

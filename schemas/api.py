@@ -174,6 +174,18 @@ class CertificateOut(BaseModel):
     created_at: datetime
 
 
+class CertificateSearch(Strict):
+    """Find the calling issuer's certificates of one holder: the ID number travels in the body, never in a URL."""
+
+    holder_id_number: str = Field(
+        min_length=1, max_length=40, description="the holder's full ID number, matched by keyed hash"
+    )
+    status: Literal["valid", "suspended", "revoked"] | None = None
+    operation: str | None = Field(default=None, pattern=OPERATION_PATTERN, examples=["2.1"])
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
 class CertificatePage(BaseModel):
     """One page of certificates."""
 

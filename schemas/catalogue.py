@@ -1,7 +1,10 @@
 """The special-operation catalogue (特种作业目录) as data: categories and items with Chinese and English names.
 
 The catalogue ships as ``catalogue.json``; a deployment can point ``CERTSEAL_CATALOGUE_PATH`` at an
-extended copy instead of changing code.
+extended copy instead of changing code. Category 2 (焊接与热切割作业, items 2.1-2.3) is part of the
+credential spec: every verifier, offline ones included, treats category 2 as hot work
+(``crypto.CoversHotWork``), so a catalogue that moves, renames, removes or adds to it is refused with
+:class:`HotWorkCategoryChanged`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,18 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from crypto import Operation
+from crypto import CertsealError, Operation
+from crypto.policy import HOT_WORK_CATEGORY
 
 BUILTIN_CATALOGUE = Path(__file__).with_name("catalogue.json")
+
+
+class CatalogueError(RuntimeError):
+    """A catalogue file that cannot be used; the service does not start with it."""
+
+
+class HotWorkCategoryChanged(CatalogueError):
+    """The catalogue changes the hot-work category (category 2, items 2.1-2.3), which the credential spec fixes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,51 @@ class Catalogue:
         return cls(items=items, hot_work_category=int(data["hot_work_category"]))
 
 
+def _named(path: Path) -> str:
+    return "the built-in catalogue" if path == BUILTIN_CATALOGUE else f"the catalogue CERTSEAL_CATALOGUE_PATH={path}"
+
+
+def _parse(path: Path) -> Catalogue:
+    try:
+        return Catalogue.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, CertsealError) as exc:
+        raise CatalogueError(f"{_named(path)} cannot be used: {type(exc).__name__}: {exc}") from None
+
+
+@cache
+def _builtin() -> Catalogue:
+    return _parse(BUILTIN_CATALOGUE)
+
+
+def hot_work_changes(catalogue: Catalogue) -> list[str]:
+    """How ``catalogue`` differs from the built-in one in the hot-work category (empty: it does not)."""
+    builtin = _builtin()
+    changes = []
+    if catalogue.hot_work_category != HOT_WORK_CATEGORY:
+        changes.append(f"hot_work_category is {catalogue.hot_work_category}, not {HOT_WORK_CATEGORY}")
+
+    def hot(source: Catalogue) -> dict[Operation, CatalogueItem]:
+        return {op: item for op, item in source.items.items() if op.category == HOT_WORK_CATEGORY}
+
+    expected, found = hot(builtin), hot(catalogue)
+    changes += [f"item {op} is missing" for op in sorted(expected.keys() - found.keys())]
+    changes += [f"item {op} is added" for op in sorted(found.keys() - expected.keys())]
+    changes += [f"item {op} is renamed" for op in sorted(expected.keys() & found.keys()) if expected[op] != found[op]]
+    return changes
+
+
 @cache
 def load_catalogue(path: Path = BUILTIN_CATALOGUE) -> Catalogue:
-    """Load and cache a catalogue file."""
-    return Catalogue.from_json(path.read_text(encoding="utf-8"))
+    """Load and cache a catalogue file.
+
+    Raises :class:`CatalogueError` for a file that cannot be read or parsed, and
+    :class:`HotWorkCategoryChanged` for one that changes category 2 (the hot-work category).
+    """
+    catalogue = _parse(path)
+    changes = hot_work_changes(catalogue)
+    if changes:
+        raise HotWorkCategoryChanged(
+            f"{_named(path)} changes the hot-work category ({'; '.join(changes)}): category 2 "
+            "(焊接与热切割作业, items 2.1-2.3) is part of the credential spec and must stay as built in"
+        )
+    return catalogue

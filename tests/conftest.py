@@ -134,6 +134,7 @@ def verdict() -> Callable[[Callable[[], Any]], tuple[str | None, Any]]:
 # ---------------------------------------------------------------------------------------------------
 
 import os  # noqa: E402
+import secrets  # noqa: E402
 import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import uuid  # noqa: E402
@@ -249,17 +250,46 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_settings(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Callable[[Path], Path]
-) -> Callable[..., Settings]:
-    """Build demo settings on this test's SQLite file (a copy of the migrated template), ignoring CERTSEAL_*."""
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Callable[[Path], Path]) -> str:
+    """This test's SQLite file (a copy of the migrated template) as a URL; every CERTSEAL_* variable is removed."""
     for name in list(os.environ):
         if name.startswith("CERTSEAL_"):
             monkeypatch.delenv(name)
-    database_url = f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
+    return f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    """Build demo settings on this test's SQLite file (a copy of the migrated template), ignoring CERTSEAL_*."""
 
     def build(**overrides: Any) -> Settings:
         return Settings.for_demo(**{"database_url": database_url, **overrides})
+
+    return build
+
+
+def random_secrets() -> dict[str, str]:
+    """The four secrets as fresh random values, by setting name (each different, each strong)."""
+    return {name: secrets.token_urlsafe(24) for name in DEMO_SECRETS}
+
+
+PRODUCTION_BASE_URL = "https://cert.example.gov.cn"
+
+
+@pytest.fixture
+def production_secrets() -> dict[str, str]:
+    """This test's four random secrets, by setting name (the same for every app the test starts)."""
+    return random_secrets()
+
+
+@pytest.fixture
+def make_production_settings(database_url: str, production_secrets: dict[str, str]) -> Callable[..., Settings]:
+    """Build settings outside demo mode (this test's random secrets, an https base URL) on this test's SQLite file."""
+
+    def build(**overrides: Any) -> Settings:
+        return Settings(
+            **{"database_url": database_url, "public_base_url": PRODUCTION_BASE_URL, **production_secrets, **overrides}
+        )
 
     return build
 
@@ -409,3 +439,187 @@ def certificate_body() -> Callable[..., dict[str, Any]]:
 def make_claims() -> Callable[..., CertificateClaims]:
     """Return :func:`api_certificate_claims`: claims for a credential signed by hand in a test."""
     return api_certificate_claims
+
+
+@pytest.fixture
+def qr_cache() -> Iterator[Any]:
+    """The process's QR image cache, emptied (and its counters reset) before and after the test."""
+    from api.services.qrcache import qr_images
+
+    qr_images.clear()
+    yield qr_images
+    qr_images.clear()
+
+
+@pytest.fixture
+def busy_photo_decoders(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every photo decode slot taken (as by slow uploads) and a 50 ms wait for one; released afterwards."""
+    from api.services import photos
+
+    monkeypatch.setattr(photos, "DECODE_WAIT_SECONDS", 0.05)
+    for _ in range(photos.DECODE_SLOTS):
+        assert photos._decode_slots.acquire(timeout=5)
+    try:
+        yield
+    finally:
+        for _ in range(photos.DECODE_SLOTS):
+            photos._decode_slots.release()
+
+
+@pytest.fixture
+def catalogue_file(tmp_path: Path) -> Callable[[Callable[[dict[str, Any]], None]], Path]:
+    """Return a function writing the built-in catalogue, changed in place by a function, to a file; returns its path."""
+    from schemas.catalogue import BUILTIN_CATALOGUE
+
+    def write(change: Callable[[dict[str, Any]], None]) -> Path:
+        data = json.loads(BUILTIN_CATALOGUE.read_text(encoding="utf-8"))
+        change(data)
+        path = tmp_path / f"catalogue-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command line in this process, and real `certseal serve` processes (tests/test_demo_mode.py, test_serve.py).
+# ---------------------------------------------------------------------------------------------------
+
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+
+from api.cli import main as cli_main  # noqa: E402
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SERVE_START_SECONDS = 60
+
+
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Return a function running ``certseal ARGS`` in this process with only the given CERTSEAL_* variables.
+
+    It answers (exit code, stdout, stderr).
+    """
+
+    def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+        for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
+            monkeypatch.delenv(name)
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        code = cli_main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def certseal_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without any CERTSEAL_* variable, plus ``variables``, for a certseal subprocess."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CERTSEAL_")}
+    env["PYTHONPATH"] = str(REPOSITORY)
+    env.update(variables)
+    return env
+
+
+def run_certseal(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m api.cli ARGS`` to the end and return what it printed (stdout and stderr apart)."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class ServeProcess:
+    """A running ``certseal serve`` on a free loopback port and everything it has printed so far."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+    lines: list[str]
+
+    @property
+    def output(self) -> str:
+        """Everything printed (stdout and stderr together) up to now."""
+        return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it hangs) and wait for its output to end."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+
+
+@pytest.fixture
+def start_serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Return a function starting ``certseal serve ARGS`` (env: CERTSEAL_* given only) and waiting for /healthz.
+
+    Every server started is stopped at the end of the test.
+    """
+    started: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str]) -> ServeProcess:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        server = ServeProcess(process, f"http://127.0.0.1:{port}", [])
+        started.append(server)
+
+        def pump() -> None:
+            assert process.stdout is not None
+            for line in process.stdout:
+                server.lines.append(line.rstrip("\n"))
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + SERVE_START_SECONDS
+        while True:
+            assert process.poll() is None, f"certseal serve exited {process.returncode}:\n{server.output}"
+            assert time.monotonic() < deadline, f"certseal serve did not answer /healthz:\n{server.output}"
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def seed_demo_data() -> Callable[[Settings], list[Any]]:
+    """Return a function seeding the demo data set (as ``serve --demo`` does) into the settings' database."""
+    from api.admin import runtime, seed_demo
+
+    def seed(settings: Settings) -> list[Any]:
+        with runtime(settings) as rt:
+            return seed_demo(rt)
+
+    return seed

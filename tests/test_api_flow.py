@@ -66,7 +66,7 @@ def test_certificate_lifecycle(app_client, issuer, issue, verify, make_id_number
     listed = app_client.get("/v1/certificates", headers=issuer.headers).json()
     welding = app_client.get("/v1/certificates", params={"operation": "2.1"}, headers=issuer.headers).json()
     by_holder = [
-        app_client.get("/v1/certificates", params={"holder_id_number": form}, headers=issuer.headers).json()
+        app_client.post("/v1/certificates/search", json={"holder_id_number": form}, headers=issuer.headers).json()
         for form in (holder, holder.lower(), holder.translate(FULL_WIDTH))
     ]
     first_page = app_client.get("/v1/certificates", params={"limit": 2}, headers=issuer.headers).json()
@@ -131,6 +131,23 @@ def test_review_moves_the_review_date(app_client, issuer, issue, verify):
     assert reviewed.json()["review_due"] == next_due
     assert verdict["certificate"]["review_due"] == next_due
     assert verdict["decision"] == "accept"
+
+
+def test_reviewing_a_revoked_certificate_is_409(app_client, issuer, issue, verify):
+    """A review of a revoked certificate is 409 invalid_transition and changes neither its review date nor status."""
+    certificate = issue(issuer)
+    base = f"/v1/certificates/{certificate['id']}"
+    app_client.post(f"{base}/revoke", json={"reason": "以欺骗手段取得"}, headers=issuer.headers)
+    next_due = (datetime.now(CST).date() + timedelta(days=1000)).isoformat()
+
+    reviewed = app_client.post(f"{base}/review", json={"next_review_due": next_due}, headers=issuer.headers)
+    after = app_client.get(base, headers=issuer.headers).json()
+    verdict = verify(certificate["qr_text"])
+
+    assert reviewed.status_code == 409
+    assert reviewed.json()["error"]["code"] == "invalid_transition"
+    assert (after["status"], after["review_due"]) == ("revoked", certificate["review_due"])
+    assert (verdict["decision"], verdict["reasons"]) == ("reject", ["revoked"])
 
 
 def test_idempotent_retry_replays_the_response(app, app_client, issuer, certificate_body):
@@ -215,15 +232,17 @@ def test_photo_is_stored_without_exif(app_client, issuer, issue):
     assert b"GPS-Leak-9000" not in photo.content
 
 
-def test_photo_is_forbidden_to_another_issuer(app_client, issuer, other_issuer, issue):
-    """Another issuer's API key cannot read the photo, and neither can an anonymous caller."""
+def test_photo_is_hidden_from_another_issuer(app_client, admin_headers, issuer, other_issuer, issue):
+    """Another issuer's key gets 404 for the photo, an app key 403 and an anonymous caller 401."""
     certificate = issue(issuer, photo_base64=base64.b64encode(_jpeg_with_exif()).decode())
+    app_token = app_client.post("/v1/apps/api-keys", json={"label": "site app"}, headers=admin_headers).json()["token"]
 
     foreign = app_client.get(certificate["links"]["photo"], headers=other_issuer.headers)
+    app_key = app_client.get(certificate["links"]["photo"], headers={"Authorization": f"Bearer {app_token}"})
     anonymous = app_client.get(certificate["links"]["photo"])
 
-    assert foreign.status_code == 403
-    assert foreign.json()["error"]["code"] == "forbidden"
+    assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "certificate_not_found")
+    assert (app_key.status_code, app_key.json()["error"]["code"]) == (403, "forbidden")
     assert anonymous.status_code == 401
 
 

@@ -46,7 +46,7 @@ def test_issue_verify_revoke_across_two_replicas(postgres_url: str) -> None:
         ).json()
         second.post(f"/v1/certificates/{issued['id']}/revoke", json={"reason": "fraud"}, headers=issuer)
         rejected = first.post("/v1/verify", json={"qr": issued["qr_text"]}).json()
-        listed = second.get("/v1/certificates", params={"holder_id_number": holder}, headers=issuer).json()
+        listed = second.post("/v1/certificates/search", json={"holder_id_number": holder}, headers=issuer).json()
         for client in (first, second):
             client.app.state.events.flush()  # type: ignore[attr-defined]
         with first.app.state.engine.connect() as connection:  # type: ignore[attr-defined]

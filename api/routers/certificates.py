@@ -19,6 +19,7 @@ from schemas.api import (
     CertificateCreate,
     CertificateOut,
     CertificatePage,
+    CertificateSearch,
     ErrorResponse,
     OperationOut,
     ReviewRecord,
@@ -43,6 +44,8 @@ from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
 from ..models import Certificate, IdempotencyRecord, Issuer
 from ..security import id_number_hmac, url_signature_valid
 from ..services import issuance
+from ..services.photos import clean_photo
+from ..services.qrcache import QR_SCALES, qr_images
 from ..settings import Settings
 
 router = APIRouter(
@@ -127,9 +130,12 @@ def issue_certificate(
 ) -> Response:
     """Validate the exam result, sign the certificate and store it in one transaction."""
     principal = f"issuer:{issuer.id}"
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    # Only with a key (a body with a photo is megabytes: no copy of it is made for nothing).
+    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if idempotency_key else ""
     if idempotency_key and (record := _stored_record(session, principal, idempotency_key)):
         return _replay(record, request_hash)
+    # Decoded before the transaction: waiting for a decoder must not hold a connection or a write lock.
+    photo = clean_photo(body.photo_base64, max_bytes=settings.max_photo_bytes) if body.photo_base64 else None
     try:
         with write_transaction(session):
             certificate = issuance.issue_certificate(
@@ -140,6 +146,7 @@ def issue_certificate(
                 settings=settings,
                 catalogue=catalogue,
                 now=datetime.now(CST),
+                photo=photo,
             )
             payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
             if idempotency_key:
@@ -161,29 +168,30 @@ def issue_certificate(
     return JSONResponse(payload, status_code=201, headers={"Location": payload["links"]["self"]})
 
 
-@router.get("", response_model=CertificatePage, summary="List the calling issuer's certificates")
-def list_certificates(
-    issuer: IssuerDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    catalogue: CatalogueDep,
-    status_filter: Annotated[Literal["valid", "suspended", "revoked"] | None, Query(alias="status")] = None,
-    operation: Annotated[str | None, Query(pattern=r"^[1-9][0-9]?\.[1-9][0-9]?$")] = None,
-    holder_id_number: Annotated[str | None, Query(max_length=40, description="matched by keyed hash")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+def _certificate_page(
+    session: Session,
+    *,
+    issuer: Issuer,
+    settings: Settings,
+    catalogue: Catalogue,
+    status_filter: str | None,
+    operation: str | None,
+    holder_id_number: str | None,
+    limit: int,
+    offset: int,
 ) -> CertificatePage:
-    """Filter by status, operation item or holder ID number (compared by keyed hash); newest first."""
+    """One page of the issuer's certificates, newest first; the ID number is compared by keyed hash only."""
     query = select(Certificate).where(Certificate.issuer_id == issuer.id)
     if status_filter:
         query = query.where(Certificate.status == status_filter)
     if operation:
         query = query.where(Certificate.operation == operation)
-    if holder_id_number:
+    if holder_id_number is not None:
         try:
             number = normalize_id_number(holder_id_number)
         except InvalidIdNumber as exc:
             raise ApiError(422, "invalid_id_number", str(exc)) from None
+        # Every configured key version: rows written before a key rotation still match.
         hashes = [id_number_hmac(number, key) for key in settings.id_hmac_keys.values()]
         query = query.where(Certificate.id_hmac.in_(hashes))  # type: ignore[attr-defined]
     with read_transaction(session):
@@ -195,6 +203,71 @@ def list_certificates(
         total=total,
         limit=limit,
         offset=offset,
+    )
+
+
+@router.get(
+    "",
+    response_model=CertificatePage,
+    summary="List the calling issuer's certificates",
+    responses={400: {"model": ErrorResponse, "description": "`use_search`: a holder ID number in the URL"}},
+)
+def list_certificates(
+    request: Request,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    status_filter: Annotated[Literal["valid", "suspended", "revoked"] | None, Query(alias="status")] = None,
+    operation: Annotated[str | None, Query(pattern=r"^[1-9][0-9]?\.[1-9][0-9]?$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CertificatePage:
+    """Filter by status or operation item; newest first. To find a holder, use `POST /v1/certificates/search`.
+
+    A `holder_id_number` query parameter is refused with 400 `use_search` rather than ignored: an ID
+    number in a URL ends up in access and proxy logs.
+    """
+    if "holder_id_number" in request.query_params:
+        raise ApiError(400, "use_search", "ID numbers are not accepted in URLs; POST them to /v1/certificates/search")
+    return _certificate_page(
+        session,
+        issuer=issuer,
+        settings=settings,
+        catalogue=catalogue,
+        status_filter=status_filter,
+        operation=operation,
+        holder_id_number=None,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/search",
+    response_model=CertificatePage,
+    summary="Find the calling issuer's certificates of a holder (ID number in the body)",
+    responses={422: {"model": ErrorResponse}},
+)
+def search_certificates(
+    body: CertificateSearch,
+    issuer: IssuerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+) -> CertificatePage:
+    """The certificates whose holder has this ID number (compared by keyed hash under every configured key
+    version), optionally filtered by status and operation item; newest first, paged like the list."""
+    return _certificate_page(
+        session,
+        issuer=issuer,
+        settings=settings,
+        catalogue=catalogue,
+        status_filter=body.status,
+        operation=body.operation,
+        holder_id_number=body.holder_id_number,
+        limit=body.limit,
+        offset=body.offset,
     )
 
 
@@ -214,22 +287,39 @@ def _public_certificate(session: Session, certificate_id: str) -> Certificate:
     return certificate
 
 
+def _qr_image(session: Session, settings: Settings, *, certificate_id: str, kind: str, scale: int) -> bytes:
+    """The certificate's QR image from the cache, or read and rendered once (an unknown id is 404, never cached)."""
+    key = (settings.public_base_url, certificate_id, kind, scale)
+    cached = qr_images.get(key)
+    if cached is not None:
+        return cached
+
+    def render() -> bytes:
+        symbol = crypto.make_symbol(qr_text_of(_public_certificate(session, certificate_id), settings))
+        return crypto.render_png(symbol, scale=scale) if kind == "png" else crypto.render_svg(symbol).encode()
+
+    return qr_images.get_or_render(key, render)
+
+
 @router.get(
     "/{certificate_id}/qr.png",
     summary="The certificate's QR code as PNG (public, cacheable)",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}}}, 422: {"model": ErrorResponse}},
 )
 def qr_png(
     certificate_id: str,
     session: SessionDep,
     settings: SettingsDep,
-    scale: Annotated[int, Query(ge=1, le=32)] = 8,
+    scale: Annotated[
+        int, Query(description="pixels a module: 4, 8, 12 or 16", json_schema_extra={"enum": list(QR_SCALES)})
+    ] = 8,
 ) -> Response:
-    """Render the QR symbol (level Q, quiet zone 4); ids are random, so the URL is not guessable."""
-    certificate = _public_certificate(session, certificate_id)
-    symbol = crypto.make_symbol(qr_text_of(certificate, settings))
-    return Response(crypto.render_png(symbol, scale=scale), media_type="image/png", headers={"Cache-Control": QR_CACHE})
+    """Render the QR symbol (level Q, quiet zone 4) once and serve it from memory; ids are random, not guessable."""
+    if scale not in QR_SCALES:
+        raise ApiError(422, "unsupported_scale", f"scale must be one of {', '.join(map(str, QR_SCALES))}")
+    png = _qr_image(session, settings, certificate_id=certificate_id, kind="png", scale=scale)
+    return Response(png, media_type="image/png", headers={"Cache-Control": QR_CACHE})
 
 
 @router.get(
@@ -239,10 +329,9 @@ def qr_png(
     responses={200: {"content": {"image/svg+xml": {}}}},
 )
 def qr_svg(certificate_id: str, session: SessionDep, settings: SettingsDep) -> Response:
-    """Render the QR symbol as scalable SVG for card printing."""
-    certificate = _public_certificate(session, certificate_id)
-    symbol = crypto.make_symbol(qr_text_of(certificate, settings))
-    return Response(crypto.render_svg(symbol), media_type="image/svg+xml", headers={"Cache-Control": QR_CACHE})
+    """Render the QR symbol as scalable SVG for card printing (once; then from memory)."""
+    svg = _qr_image(session, settings, certificate_id=certificate_id, kind="svg", scale=0)
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": QR_CACHE})
 
 
 @router.get(
@@ -267,9 +356,11 @@ def photo(
         if not url_signature_valid(path, expires, sig, settings.require("url_signing_key").encode()):
             raise ApiError(403, "forbidden", "the photo link is invalid or has expired")
     else:
-        principal = get_principal(credentials, session, settings)
-        if principal.issuer is None or principal.issuer.id != certificate.issuer_id:
+        principal = get_principal(credentials, session, settings, request.app.state.key_usage)
+        if principal.issuer is None:
             raise ApiError(403, "forbidden", "only the issuer or a signed link may read the photo")
+        if principal.issuer.id != certificate.issuer_id:  # as if absent: another issuer learns nothing
+            raise ApiError(404, "certificate_not_found", "no such certificate")
     if certificate.photo is None:
         raise ApiError(404, "photo_not_found", "the certificate has no photo")
     return Response(

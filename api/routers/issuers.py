@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, status
 from sqlmodel import select
 
 from schemas.api import (
-    ApiKeyCreate,
-    ApiKeyOut,
-    AppKeyCreate,
     ErrorResponse,
     IssuerCreate,
     IssuerOut,
@@ -16,12 +15,21 @@ from schemas.api import (
     KeyRevoke,
     SigningKeyOut,
 )
+from schemas.api_keys import (
+    ApiKeyCreated,
+    ApiKeyExpiryUpdate,
+    ApiKeyInfo,
+    ApiKeyList,
+    AppApiKeyCreate,
+    IssuerApiKeyCreate,
+)
 
 from ..db import read_transaction, write_transaction
 from ..deps import AdminDep, CatalogueDep, KeyringDep, ManagedIssuerDep, PathIssuerDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
-from ..models import Issuer, SigningKeyRow
-from ..services import issuance
+from ..models import ApiKey, Issuer, SigningKeyRow
+from ..services import api_keys, issuance
+from ..services.api_keys import KeyOwner
 
 router = APIRouter(
     prefix="/v1",
@@ -90,32 +98,156 @@ def set_scope(
     return issuer_out(session, issuer)
 
 
+def api_key_info(key: ApiKey, issuer_code: str | None, *, now: datetime) -> ApiKeyInfo:
+    """Describe an API key for an admin: never its token or hash."""
+    return ApiKeyInfo(
+        id=key.id,
+        prefix=key.prefix,
+        scope=key.scope,  # type: ignore[arg-type]
+        issuer=issuer_code,
+        label=key.label,
+        state=api_keys.key_state(key, now=now),
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        expires_at=key.expires_at,
+        revoked_at=key.revoked_at,
+    )
+
+
+def _created(key: ApiKey, token: str, issuer_code: str | None) -> ApiKeyCreated:
+    return ApiKeyCreated(
+        id=key.id,
+        token=token,
+        prefix=key.prefix,
+        scope=key.scope,  # type: ignore[arg-type]
+        issuer=issuer_code,
+        label=key.label,
+        expires_at=key.expires_at,
+    )
+
+
+_KEY_RESPONSES: dict[int | str, dict[str, object]] = {404: {"model": ErrorResponse}}
+
+
 @router.post(
     "/issuers/{code}/api-keys",
     status_code=status.HTTP_201_CREATED,
-    response_model=ApiKeyOut,
-    summary="Create an issuer API key, shown once (admin)",
+    response_model=ApiKeyCreated,
+    summary="Create an issuer API key, shown once, optionally expiring (admin)",
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def create_issuer_api_key(
-    body: ApiKeyCreate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
-) -> ApiKeyOut:
+    body: IssuerApiKeyCreate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep
+) -> ApiKeyCreated:
     """Return a new API key for the issuer; only its hash is stored, so it cannot be shown again."""
+    now = datetime.now(UTC)
     with write_transaction(session):
-        row, token = issuance.create_api_key(session, issuer=issuer, label=body.label)
-    return ApiKeyOut(id=row.id, token=token, scope="issuer", issuer=issuer.code)
+        row, token = api_keys.create_api_key(
+            session, issuer=issuer, label=body.label, expires_at=body.expiry(now=now), now=now
+        )
+    return _created(row, token, issuer.code)
+
+
+@router.get(
+    "/issuers/{code}/api-keys",
+    response_model=ApiKeyList,
+    summary="List an issuer's API keys: prefix, label, created, last used, expires, state (admin)",
+    responses=_KEY_RESPONSES,
+)
+def list_issuer_api_keys(_admin: AdminDep, issuer: PathIssuerDep, session: SessionDep) -> ApiKeyList:
+    """Every key of the issuer, revoked and expired ones included, oldest first; never a token."""
+    with read_transaction(session):
+        rows = api_keys.list_api_keys(session, owner=KeyOwner.of_issuer(issuer))
+    now = datetime.now(UTC)
+    return ApiKeyList(items=[api_key_info(key, code, now=now) for key, code in rows])
+
+
+@router.delete(
+    "/issuers/{code}/api-keys/{prefix}",
+    response_model=ApiKeyInfo,
+    summary="Revoke an issuer API key: refused from now on (admin)",
+    responses=_KEY_RESPONSES,
+)
+def revoke_issuer_api_key(prefix: str, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep) -> ApiKeyInfo:
+    """Revoke the key for good; every request with it answers 401 at once. Revoking twice changes nothing."""
+    now = datetime.now(UTC)
+    with write_transaction(session):
+        key, code = api_keys.revoke_api_key(session, prefix=prefix, owner=KeyOwner.of_issuer(issuer), now=now)
+    return api_key_info(key, code, now=now)
+
+
+@router.patch(
+    "/issuers/{code}/api-keys/{prefix}",
+    response_model=ApiKeyInfo,
+    summary="Set or change an issuer API key's expiry (admin)",
+    responses={**_KEY_RESPONSES, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def expire_issuer_api_key(
+    prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep
+) -> ApiKeyInfo:
+    """Set when the key stops working (a past time: at once; ``null``: never); a revoked key stays revoked (409)."""
+    now = datetime.now(UTC)
+    with write_transaction(session):
+        key, code = api_keys.set_api_key_expiry(
+            session, prefix=prefix, owner=KeyOwner.of_issuer(issuer), expires_at=body.expiry(now=now)
+        )
+    return api_key_info(key, code, now=now)
 
 
 @router.post(
     "/apps/api-keys",
     status_code=status.HTTP_201_CREATED,
-    response_model=ApiKeyOut,
-    summary="Create a third-party app API key for higher verify limits (admin)",
+    response_model=ApiKeyCreated,
+    summary="Create a third-party app API key for higher verify limits, optionally expiring (admin)",
+    responses={422: {"model": ErrorResponse}},
 )
-def create_app_api_key(body: AppKeyCreate, _admin: AdminDep, session: SessionDep) -> ApiKeyOut:
+def create_app_api_key(body: AppApiKeyCreate, _admin: AdminDep, session: SessionDep) -> ApiKeyCreated:
     """Return a new app key; apps may only call the public endpoints, with higher limits."""
+    now = datetime.now(UTC)
     with write_transaction(session):
-        row, token = issuance.create_api_key(session, issuer=None, label=body.label)
-    return ApiKeyOut(id=row.id, token=token, scope="app", issuer=None)
+        row, token = api_keys.create_api_key(
+            session, issuer=None, label=body.label, expires_at=body.expiry(now=now), now=now
+        )
+    return _created(row, token, None)
+
+
+@router.get("/apps/api-keys", response_model=ApiKeyList, summary="List the third-party app API keys (admin)")
+def list_app_api_keys(_admin: AdminDep, session: SessionDep) -> ApiKeyList:
+    """Every app key, revoked and expired ones included, oldest first; never a token."""
+    with read_transaction(session):
+        rows = api_keys.list_api_keys(session, owner=KeyOwner.apps())
+    now = datetime.now(UTC)
+    return ApiKeyList(items=[api_key_info(key, code, now=now) for key, code in rows])
+
+
+@router.delete(
+    "/apps/api-keys/{prefix}",
+    response_model=ApiKeyInfo,
+    summary="Revoke a third-party app API key: refused from now on (admin)",
+    responses=_KEY_RESPONSES,
+)
+def revoke_app_api_key(prefix: str, _admin: AdminDep, session: SessionDep) -> ApiKeyInfo:
+    """Revoke the app key for good; verify with it answers 401 at once. Revoking twice changes nothing."""
+    now = datetime.now(UTC)
+    with write_transaction(session):
+        key, code = api_keys.revoke_api_key(session, prefix=prefix, owner=KeyOwner.apps(), now=now)
+    return api_key_info(key, code, now=now)
+
+
+@router.patch(
+    "/apps/api-keys/{prefix}",
+    response_model=ApiKeyInfo,
+    summary="Set or change a third-party app API key's expiry (admin)",
+    responses={**_KEY_RESPONSES, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def expire_app_api_key(prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, session: SessionDep) -> ApiKeyInfo:
+    """Set when the app key stops working (a past time: at once; ``null``: never); a revoked key stays revoked."""
+    now = datetime.now(UTC)
+    with write_transaction(session):
+        key, code = api_keys.set_api_key_expiry(
+            session, prefix=prefix, owner=KeyOwner.apps(), expires_at=body.expiry(now=now)
+        )
+    return api_key_info(key, code, now=now)
 
 
 @router.post(

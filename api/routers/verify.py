@@ -21,6 +21,7 @@ from ..errors import ApiError, validation_error
 from ..security import api_key_matches, api_key_prefix
 from ..services.errors import RegistryUnavailable
 from ..services.verification import Outcome, certificate_summary, verify_online
+from ..settings import is_published_demo_token
 
 router = APIRouter(prefix="/v1", tags=["verify"])
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -68,7 +69,13 @@ def _request_body_schema() -> dict[str, Any]:
         401: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
-        429: {"model": ErrorResponse, "description": "rate limit, or too many wrong holder ID numbers"},
+        429: {
+            "model": ErrorResponse,
+            "description": "rate limit, or too many wrong holder ID numbers",
+            "headers": {
+                "Retry-After": {"description": "seconds until the window frees", "schema": {"type": "integer"}}
+            },
+        },
         503: {"model": ErrorResponse, "description": "the registry cannot be read: never an accept"},
     },
 )
@@ -89,8 +96,8 @@ async def verify(request: Request) -> Response:
     settings = state.settings
     token = bearer_token(request)
     address = request.client.host if request.client else "-"
-    if token is None and not state.rate_limiter.allow(f"ip:{address}", settings.verify_rate_per_minute):
-        raise ApiError(429, "rate_limited", "too many verifications; retry in a minute or use an API key")
+    if token is None:
+        state.rate_limiter.check(f"ip:{address}", settings.verify_rate_per_minute)  # 429 until the minute ends
     now = datetime.now(CST)
     try:
         client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
@@ -126,8 +133,7 @@ def _verify_on_lane(
     key_id = None
     if token is not None:
         key_id = _authenticated_key_id(token, state)
-        if not state.rate_limiter.allow(f"key:{key_id}", settings.verify_rate_per_minute_with_key):
-            raise ApiError(429, "rate_limited", "too many verifications for this API key; retry in a minute")
+        state.rate_limiter.check(f"key:{key_id}", settings.verify_rate_per_minute_with_key)
     outcome = verify_online(
         body,
         store=state.verify_store,
@@ -140,11 +146,16 @@ def _verify_on_lane(
 
 
 def _authenticated_key_id(token: str, state: State) -> str:
+    if not state.settings.demo and is_published_demo_token(token):
+        raise ApiError(401, "unauthorized", "the token is not valid")  # published demo secrets: demo mode only
     admin = state.settings.admin_token.get_secret_value() if state.settings.admin_token else ""
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return "admin"
     prefix = api_key_prefix(token)
     record = state.verify_store.api_key(prefix) if prefix else None
-    if record is None or not api_key_matches(token, record.secret_hash, revoked=record.revoked):
+    if record is None or not api_key_matches(
+        token, record.secret_hash, revoked=record.revoked, expires_at=record.expires_at
+    ):
         raise ApiError(401, "unauthorized", "the token is not valid")
+    state.key_usage.touch(record.id)
     return record.id

@@ -5,6 +5,8 @@ Each class carries a stable machine-readable ``code`` and a message that never q
 
 from __future__ import annotations
 
+import math
+
 
 class ServiceError(Exception):
     """Base class: a failure the caller can act on, with a stable code."""
@@ -24,7 +26,25 @@ class RegistryUnavailable(ServiceError):
     message = "the registry cannot be read; try again"
 
 
-class HolderCheckLimited(ServiceError):
+class Limited(ServiceError):
+    """A limit is used up until its window ends; ``retry_after`` is the whole seconds until then (at least 1)."""
+
+    code = "rate_limited"
+    message = "too many requests"
+
+    def __init__(self, *, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"{self.message}; retry in {self.retry_after} seconds")
+
+
+class RateLimited(Limited):
+    """Too many verifications from one client (address or API key) in the current minute."""
+
+    code = "rate_limited"
+    message = "too many verifications"
+
+
+class HolderCheckLimited(Limited):
     """Too many wrong holder ID numbers for this certificate: from this client, or from all clients."""
 
     code = "holder_check_limited"
@@ -55,3 +75,66 @@ class NoActiveKey(Conflict):
 
     code = "no_active_key"
     message = "issuer has no active signing key; rotate to create one"
+
+
+class InvalidPhoto(ServiceError):
+    """The photo is not valid base64, not a JPEG or PNG, or cannot be decoded."""
+
+    code = "invalid_photo"
+    message = "photo cannot be decoded"
+
+
+class PhotoTooLarge(ServiceError):
+    """The photo has more bytes than ``CERTSEAL_MAX_PHOTO_BYTES``."""
+
+    code = "photo_too_large"
+    message = "photo is too large"
+
+
+class PhotoTooManyPixels(ServiceError):
+    """The photo's declared size exceeds the pixel cap (refused before it is decoded)."""
+
+    code = "photo_too_many_pixels"
+    message = "photo has too many pixels"
+
+
+class Busy(ServiceError):
+    """A bounded resource (e.g. the photo decoders) stayed busy past its wait; the caller may retry."""
+
+    code = "busy"
+    message = "the server is busy; try again shortly"
+
+
+class NotFound(ServiceError):
+    """The named thing does not exist (or is not the caller's to see)."""
+
+    code = "not_found"
+    message = "no such resource"
+
+
+class ApiKeyNotFound(NotFound):
+    """No API key with this prefix in the scope named (an issuer's keys, or the apps' keys)."""
+
+    code = "api_key_not_found"
+    message = "no such API key"
+
+
+class ApiKeyRevoked(Conflict):
+    """The API key is revoked, which is final: its expiry can no longer be changed."""
+
+    code = "api_key_revoked"
+    message = "the API key is revoked"
+
+
+class Unprocessable(ServiceError):
+    """The request is well-formed but asks for something the rules do not allow."""
+
+    code = "unprocessable"
+    message = "the request cannot be carried out as given"
+
+
+class InvalidExpiry(Unprocessable):
+    """A new API key's expiry is not in the future."""
+
+    code = "invalid_expiry"
+    message = "expires_at must be in the future"

@@ -23,8 +23,8 @@ from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
 
 from ..errors import ApiError
 from ..keyring import Keyring
-from ..models import ApiKey, Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
-from ..security import id_number_hmac, new_api_key
+from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
+from ..security import id_number_hmac
 from ..settings import Settings
 from .errors import InvalidTransition, IssuerExists, NoActiveKey
 from .photos import clean_photo
@@ -74,20 +74,6 @@ def create_issuer(
         raise IssuerExists(f"issuer {code} exists") from None
     key = keyring.create(session, issuer, alg)
     return issuer, key
-
-
-def create_api_key(session: Session, *, issuer: Issuer | None, label: str) -> tuple[ApiKey, str]:
-    """Create an API key for an issuer (or, with no issuer, a third-party app); return it and its token."""
-    token, prefix, secret_hash = new_api_key()
-    row = ApiKey(
-        prefix=prefix,
-        secret_hash=secret_hash,
-        scope="issuer" if issuer else "app",
-        issuer_id=issuer.id if issuer else None,
-        label=label,
-    )
-    session.add(row)
-    return row, token
 
 
 def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
@@ -170,8 +156,14 @@ def issue_certificate(
     settings: Settings,
     catalogue: Catalogue,
     now: datetime,
+    photo: tuple[bytes, str] | None = None,
 ) -> Certificate:
-    """Validate an exam result, sign the certificate and add it to the session."""
+    """Validate an exam result, sign the certificate and add it to the session.
+
+    ``photo`` is the request's photo already cleaned by :func:`~api.services.photos.clean_photo`
+    (``(bytes, media type)``): the HTTP edge decodes it before opening the transaction, so no
+    connection or write lock is held while it waits for a decoder. Without it the photo is cleaned here.
+    """
     try:
         id_number = normalize_id_number(request.holder_id_number)
     except InvalidIdNumber as exc:
@@ -193,9 +185,9 @@ def issue_certificate(
     review_due = request.review_due
     if review_due is None and settings.review_required:
         review_due = add_years(request.issue_date, settings.review_interval_years)
-    photo, photo_type = (None, None)
-    if request.photo_base64:
-        photo, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
+    photo_bytes, photo_type = photo if photo is not None else (None, None)
+    if photo is None and request.photo_base64:
+        photo_bytes, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
     status_index = _allocate_status_index(session, issuer)  # locks the issuer row first, as rotation does
     key_row = active_key(session, issuer)
     try:
@@ -207,7 +199,7 @@ def issue_certificate(
             valid_from=request.issue_date,
             valid_until=valid_until,
             review_due=review_due,
-            photo_digest=crypto.photo_digest(photo) if photo else None,
+            photo_digest=crypto.photo_digest(photo_bytes) if photo_bytes else None,
             status_index=status_index,
             issued_at=now,
         )
@@ -226,7 +218,7 @@ def issue_certificate(
         issue_date=request.issue_date,
         valid_until=valid_until,
         review_due=review_due,
-        photo=photo,
+        photo=photo_bytes,
         photo_type=photo_type,
         photo_digest=claims.photo_digest.hex() if claims.photo_digest else None,
         status_index=claims.status_index or 0,

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -29,7 +29,7 @@ _REGISTRY_SQL = """
     LEFT JOIN certificates c ON c.serial = {p}
     WHERE k.kid = {p}
 """
-_API_KEY_SQL = "SELECT id, secret_hash, scope, issuer_id, revoked_at FROM api_keys WHERE prefix = {p}"
+_API_KEY_SQL = "SELECT id, secret_hash, scope, issuer_id, revoked_at, expires_at FROM api_keys WHERE prefix = {p}"
 # Check and count in one statement: the row is created, or counted up only while under the limit;
 # no row back means the limit was already reached. Atomic across threads, processes and replicas.
 _COUNT_FAILURE_SQL = """
@@ -76,6 +76,7 @@ class ApiKeyRecord:
     scope: str
     issuer_id: str | None
     revoked: bool
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -167,19 +168,19 @@ class VerifyStore:
         rows = self._fetch("api_key", (prefix,))
         if not rows:
             return None
-        key_id, secret_hash, scope, issuer_id, revoked_at = rows[0]
-        return ApiKeyRecord(key_id, bytes(secret_hash), scope, issuer_id, revoked_at is not None)
+        key_id, secret_hash, scope, issuer_id, revoked_at, expires_at = rows[0]
+        return ApiKeyRecord(key_id, bytes(secret_hash), scope, issuer_id, revoked_at is not None, _utc(expires_at))
 
     def check_holder_allowed(
         self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float | None = None
     ) -> None:
         """Raise :class:`HolderCheckLimited` if this client, or all clients together, used up the limit."""
-        client_window, all_window = _windows(limits, time.time() if now is None else now)
+        at = time.time() if now is None else now
+        client_window, all_window = _windows(limits, at)
         rows = self._fetch("read_failures", (certificate_id, client, client_window, all_window))
-        for row_client, failures in rows:
-            limit = limits.all_clients if row_client == ALL_CLIENTS else limits.per_client
-            if failures >= limit:
-                raise HolderCheckLimited()
+        free_at = _limited_until(rows, limits, client_window=client_window, all_window=all_window)
+        if free_at is not None:
+            raise HolderCheckLimited(retry_after=free_at - at)
 
     def count_holder_failure(
         self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float | None = None
@@ -187,7 +188,8 @@ class VerifyStore:
         """Count a wrong ID number for the client and for all clients, or raise :class:`HolderCheckLimited`.
 
         Both counters move in one transaction, each by a conditional upsert: a guess past either limit
-        counts nowhere and is refused, whatever runs at the same time.
+        counts nowhere and is refused, whatever runs at the same time. The refusal's ``retry_after`` is
+        the time until every window at its limit has ended.
         """
         at = time.time() if now is None else now
         client_window, all_window = _windows(limits, at)
@@ -195,6 +197,7 @@ class VerifyStore:
             (client, client_window, client_window + CLIENT_WINDOW_SECONDS, limits.per_client),
             (ALL_CLIENTS, all_window, all_window + limits.all_clients_window_seconds, limits.all_clients),
         )
+        refused_until: int | None = None
         try:
             connection = self._connection()
             cursor = connection.cursor()
@@ -204,11 +207,17 @@ class VerifyStore:
                     for who, window, expires, limit in counters:
                         cursor.execute(self._sql["count_failure"], (certificate_id, who, window, expires, limit))
                         if cursor.fetchone() is None:
-                            raise HolderCheckLimited()
+                            refused_until = expires
+                            break
                 except BaseException:
                     cursor.execute("ROLLBACK")
                     raise
-                cursor.execute("COMMIT")
+                cursor.execute("ROLLBACK" if refused_until is not None else "COMMIT")
+                if refused_until is not None:
+                    # Which other window is full too (read after the rollback; a refusal is the rare path).
+                    cursor.execute(self._sql["read_failures"], (certificate_id, client, client_window, all_window))
+                    full = _limited_until(cursor.fetchall(), limits, client_window=client_window, all_window=all_window)
+                    raise HolderCheckLimited(retry_after=max(refused_until, full or 0) - at)
                 if at >= self._next_prune:
                     self._next_prune = at + PRUNE_EVERY_SECONDS
                     cursor.execute(self._sql["prune"], (int(at),))
@@ -223,6 +232,27 @@ def _windows(limits: HolderCheckLimits, at: float) -> tuple[int, int]:
     seconds = int(at)
     all_clients = limits.all_clients_window_seconds
     return seconds - seconds % CLIENT_WINDOW_SECONDS, seconds - seconds % all_clients
+
+
+def _limited_until(rows: Any, limits: HolderCheckLimits, *, client_window: int, all_window: int) -> int | None:
+    """When the last window at its limit among ``(client, failures)`` rows ends, or None if none is."""
+    ends = [
+        (all_window + limits.all_clients_window_seconds)
+        if client == ALL_CLIENTS
+        else (client_window + CLIENT_WINDOW_SECONDS)
+        for client, failures in rows
+        if failures >= (limits.all_clients if client == ALL_CLIENTS else limits.per_client)
+    ]
+    return max(ends, default=None)
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp column as an aware UTC datetime (SQLite's driver hands back naive UTC text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def _entry(row: Any) -> RegistryEntry:

@@ -1,0 +1,187 @@
+"""Right answers at the edges: a database that is down, foreign data, unexpected errors, CORS, key rotation, races.
+
+- ``GET /v1/keys`` with the database down answers 503 in the error shape, never 500.
+- Another issuer's certificate answers 404 exactly as an id that does not exist.
+- An unexpected exception answers a generic 500 and logs its traceback on the server only.
+- Restricted ``CERTSEAL_CORS_ORIGINS`` admit only the listed origins.
+- After an ID-HMAC key rotation, rows hashed under the previous key still match (verify and search).
+- Two concurrent issuances with one ``Idempotency-Key`` answer one certificate: one 201 and one replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from api.main import create_app
+from api.services import issuance
+from api.settings import DEMO_SECRETS, Settings
+
+ADMIN = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
+OLD_HMAC_KEY = "id-hmac-key-of-2025-Qm4vT8kZ2wXe"
+NEW_HMAC_KEY = "id-hmac-key-of-2026-Lp7sN3jR9cYb"
+
+
+def test_keys_answer_503_in_the_error_shape_when_the_database_is_down(app, app_client, monkeypatch):
+    """With every database connection failing, ``GET /v1/keys`` answers 503 ``registry_unavailable``, not 500."""
+    engine = app.state.engine
+
+    def unavailable(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, ConnectionError("database is down"))
+
+    monkeypatch.setattr(engine, "connect", unavailable)
+    monkeypatch.setattr(engine, "raw_connection", unavailable)
+
+    response = app_client.get("/v1/keys")
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": {"code": "registry_unavailable", "message": "the registry cannot be read; try again", "details": None}
+    }
+    assert response.headers["Retry-After"] == "1"
+
+
+def test_another_issuers_certificate_answers_exactly_like_a_missing_one(app_client, issuer, other_issuer, issue):
+    """Reading or changing another issuer's certificate gives the very response a nonexistent id gives: 404."""
+    foreign = issue(issuer)["id"]
+    missing = "0" * 32
+
+    answers = {
+        certificate_id: [
+            app_client.get(f"/v1/certificates/{certificate_id}", headers=other_issuer.headers),
+            app_client.post(
+                f"/v1/certificates/{certificate_id}/revoke", json={"reason": "x"}, headers=other_issuer.headers
+            ),
+            app_client.get(f"/v1/certificates/{certificate_id}/photo", headers=other_issuer.headers),
+        ]
+        for certificate_id in (foreign, missing)
+    }
+
+    for foreign_answer, missing_answer in zip(answers[foreign], answers[missing], strict=True):
+        assert foreign_answer.status_code == missing_answer.status_code == 404
+        assert foreign_answer.json() == missing_answer.json()
+        assert foreign_answer.json()["error"]["code"] == "certificate_not_found"
+    assert app_client.get(f"/v1/certificates/{foreign}", headers=issuer.headers).json()["status"] == "valid"
+
+
+def test_unexpected_error_logs_its_traceback_and_answers_a_generic_500(app, caplog):
+    """An unhandled exception answers the generic error body; its traceback and message go to the log only."""
+
+    def explode() -> None:
+        raise RuntimeError("internal detail 440106198503122432")
+
+    app.add_api_route("/v1/explode", explode)
+    caplog.set_level(logging.ERROR, logger="certseal.api")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/explode")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": {"code": "internal_error", "message": "internal error", "details": None}}
+    assert "internal detail" not in response.text
+    (record,) = [record for record in caplog.records if record.name == "certseal.api"]
+    assert record.getMessage() == "unhandled RuntimeError on GET /v1/explode"
+    assert record.exc_info is not None
+    assert "Traceback" in caplog.text
+    assert "internal detail" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "settings", [{"cors_origins": "https://site.example.com, https://app.example.org"}], indirect=True
+)
+def test_restricted_cors_origins_admit_only_the_listed_ones(app_client):
+    """With CERTSEAL_CORS_ORIGINS set, a listed origin may call verify from a browser and any other may not."""
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+
+    allowed = app_client.options("/v1/verify", headers={"Origin": "https://app.example.org", **preflight})
+    refused = app_client.options("/v1/verify", headers={"Origin": "https://evil.example.net", **preflight})
+    allowed_call = app_client.post("/v1/verify", json={"qr": "12345"}, headers={"Origin": "https://site.example.com"})
+    refused_call = app_client.post("/v1/verify", json={"qr": "12345"}, headers={"Origin": "https://evil.example.net"})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.org"
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers
+    assert allowed_call.headers["access-control-allow-origin"] == "https://site.example.com"
+    assert "access-control-allow-origin" not in refused_call.headers
+
+
+def test_rows_hashed_under_a_previous_hmac_key_still_match_after_rotation(
+    make_settings, make_id_number, certificate_body
+):
+    """A certificate issued under HMAC key version 1 still matches its holder in verify and search under version 2."""
+    holder = make_id_number(date(1985, 3, 12))
+    stranger = make_id_number(date(1985, 3, 12), sequence=457)
+    with TestClient(create_app(make_settings(id_hmac_key=OLD_HMAC_KEY))) as before:
+        before.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=ADMIN,
+        ).raise_for_status()
+        token = before.post("/v1/issuers/CN-44/api-keys", json={}, headers=ADMIN).json()["token"]
+        issuer = {"Authorization": f"Bearer {token}"}
+        old = before.post("/v1/certificates", json=certificate_body(holder_id_number=holder), headers=issuer).json()
+    rotated = make_settings(id_hmac_key=NEW_HMAC_KEY, id_hmac_key_version=2, id_hmac_previous_keys=f"1:{OLD_HMAC_KEY}")
+    forgotten = make_settings(id_hmac_key=NEW_HMAC_KEY, id_hmac_key_version=2)
+
+    with TestClient(create_app(rotated)) as after:
+        new = after.post("/v1/certificates", json=certificate_body(holder_id_number=holder), headers=issuer).json()
+        right = after.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": holder}).json()
+        wrong = after.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": stranger}).json()
+        found = after.post("/v1/certificates/search", json={"holder_id_number": holder}, headers=issuer).json()
+        with after.app.state.engine.connect() as connection:
+            versions = dict(connection.execute(text("SELECT id, id_hmac_version FROM certificates")).all())
+    with TestClient(create_app(forgotten)) as without_previous:
+        unmatched = without_previous.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": holder}).json()
+
+    assert versions == {old["id"]: 1, new["id"]: 2}
+    assert (right["decision"], right["reasons"]) == ("accept", [])
+    assert "holder" in right["checks"]
+    assert wrong["reasons"] == ["holder_mismatch"]
+    assert {item["id"] for item in found["items"]} == {old["id"], new["id"]}
+    assert unmatched["reasons"] == ["holder_mismatch"]
+
+
+@pytest.mark.postgres
+def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
+    postgres_url, monkeypatch, certificate_body
+):
+    """Two issuances racing with one Idempotency-Key both answer the same certificate: one 201, one replay."""
+    settings = Settings.for_demo(database_url=postgres_url)
+    both_checked = threading.Barrier(2, timeout=10)
+    sign = issuance.issue_certificate
+
+    def after_both_found_no_record(*args, **kwargs):
+        both_checked.wait()  # each request has looked for a stored answer, found none, and begun to issue
+        return sign(*args, **kwargs)
+
+    with TestClient(create_app(settings)) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=ADMIN,
+        ).raise_for_status()
+        token = client.post("/v1/issuers/CN-44/api-keys", json={}, headers=ADMIN).json()["token"]
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "exam-2026-race"}
+        body = certificate_body()
+        monkeypatch.setattr(issuance, "issue_certificate", after_both_found_no_record)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            responses = list(pool.map(lambda _: client.post("/v1/certificates", json=body, headers=headers), range(2)))
+        with client.app.state.engine.connect() as connection:
+            stored = connection.execute(text("SELECT count(*) FROM certificates")).scalar_one()
+            records = connection.execute(text("SELECT count(*) FROM idempotency_records")).scalar_one()
+
+    statuses = sorted(response.status_code for response in responses)
+    replays = [response.headers.get("Idempotent-Replay") for response in responses]
+    assert statuses == [201, 201]
+    assert sorted(replay or "" for replay in replays) == ["", "true"]
+    assert responses[0].json()["id"] == responses[1].json()["id"]
+    assert (stored, records) == (1, 1)
