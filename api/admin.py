@@ -17,10 +17,9 @@ from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
 from schemas.dates import add_years
 from schemas.idnumber import check_character
 
-from .db import make_engine, write_transaction
-from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data, require_no_demo_data
+from .db import write_transaction
+from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data, open_checked_database
 from .keyring import Keyring
-from .migrate import require_current_schema
 from .models import ApiKey, Certificate, Issuer
 from .security import hash_api_key
 from .services import issuance
@@ -71,13 +70,8 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
     Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
     """
-    engine = make_engine(settings.database_url, limits=settings.database_limits)
+    engine, keyring, _active = open_checked_database(settings)
     try:
-        require_current_schema(engine)
-        if not settings.demo:
-            require_no_demo_data(engine)  # before the keys: the demo issuer's are under the demo passphrase
-        keyring = Keyring(engine, settings.require("key_passphrase").encode())
-        keyring.check_active_keys()
         yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
     finally:
         engine.dispose()

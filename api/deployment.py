@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from .db import begin_write
+from .db import begin_write, make_engine
+from .keyring import Keyring
+from .migrate import require_current_schema
 from .models import (
     ApiKey,
     Certificate,
@@ -27,7 +29,7 @@ from .models import (
     VerificationEvent,
     utcnow,
 )
-from .settings import DEMO_ISSUER_API_KEY_PREFIX
+from .settings import DEMO_ISSUER_API_KEY_PREFIX, Settings
 
 DEMO_DATA = "demo_data"
 PURGE_COMMAND = "certseal demo purge"
@@ -75,6 +77,24 @@ def require_no_demo_data(engine: Engine) -> None:
         present = holds_demo_data(connection)
     if present:
         raise DemoDataPresent()
+
+
+def open_checked_database(settings: Settings) -> tuple[Engine, Keyring, int]:
+    """Open the engine and keyring after the start-up checks; also return the number of active keys.
+
+    Refuses a database not at the newest schema revision, one holding demo data outside demo mode,
+    and any active signing key that does not decrypt (a missing key stops start-up, never made anew).
+    """
+    engine = make_engine(settings.database_url, limits=settings.database_limits)
+    try:
+        require_current_schema(engine)
+        if not settings.demo:
+            require_no_demo_data(engine)  # before the keys: the demo issuer's are under the demo passphrase
+        keyring = Keyring(engine, settings.require("key_passphrase").encode())
+        return engine, keyring, keyring.check_active_keys()
+    except BaseException:
+        engine.dispose()
+        raise
 
 
 def flag_demo_data(connection: Connection, *, issuer_id: str) -> None:

@@ -14,12 +14,11 @@ from sqlalchemy.engine import Engine
 from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
-from .db import BlockingLane, make_engine
-from .deployment import require_no_demo_data
+from .db import BlockingLane
+from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from .migrate import require_current_schema
 from .routers import certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
@@ -64,18 +63,9 @@ def create_app(settings: Settings) -> FastAPI:
     """
 
     def open_database() -> tuple[Engine, Keyring, int]:
-        engine = make_engine(settings.database_url, limits=settings.database_limits)
-        try:
-            require_current_schema(engine)
-            if not settings.demo:
-                require_no_demo_data(engine)  # before the keys: the demo issuer's are under the demo passphrase
-            keyring = Keyring(engine, settings.require("key_passphrase").encode())
-            settings.require("id_hmac_key")
-            settings.require("url_signing_key")
-            return engine, keyring, keyring.check_active_keys()  # a key that does not decrypt stops start-up
-        except BaseException:
-            engine.dispose()
-            raise
+        settings.require("id_hmac_key")
+        settings.require("url_signing_key")
+        return open_checked_database(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import free_port, parse_wrk  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402 -- after the path setup
 
 from api.admin import demo_id_number, load_settings, runtime, seed_demo  # noqa: E402
@@ -39,13 +38,6 @@ from schemas.api import CertificateCreate  # noqa: E402
 
 CONNECTIONS = 32
 NAMES = ["张伟", "王芳", "李强", "刘洋", "陈杰", "杨静", "赵磊", "黄敏"]
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def seed(database_url: str, base_url: str, count: int) -> list[str]:
@@ -88,21 +80,8 @@ def wrk(url: str, seconds: int, script: Path | None, server_pid: int) -> dict[st
     cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     cpu = cpu_seconds(server_pid) - cpu_before
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-
-    def percentile(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rate": rate,
-        "cpu_us": cpu / max(requests, 1) * 1e6,
-        "p50": percentile("50"),
-        "p99": percentile("99"),
-        "non2xx": float(errors.group(1)) if errors else 0,
-    }
+    figures = parse_wrk(out)
+    return {**figures, "cpu_us": cpu / max(figures["requests"], 1) * 1e6}
 
 
 def main() -> int:

@@ -20,7 +20,6 @@ import argparse
 import base64
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,12 +33,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402 -- after the path setup
+from benchlib import start_demo_server  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from api import admin, settings  # noqa: E402
+from api import admin  # noqa: E402
+from api.settings import DEMO_ISSUER_API_KEY  # noqa: E402
 from crypto import CST  # noqa: E402
-
-DEMO_ISSUER_API_KEY = getattr(settings, "DEMO_ISSUER_API_KEY", None) or admin.DEMO_ISSUER_API_KEY
 
 # The server process, started as `python3 -c BOOT <cli arguments>`; LEGACY swaps in the previous cleaner.
 BOOT = """
@@ -65,13 +64,6 @@ if sys.argv[1] == "legacy":
 from api.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -119,32 +111,7 @@ def issuance_body(photo: bytes, n: int) -> bytes:
 
 def run_server(mode: str, folder: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     """Migrate a fresh database and start the server on it; return the process and its base URL."""
-    database = f"sqlite:///{folder / f'{mode}.db'}"
-    subprocess.run(
-        [sys.executable, "-m", "api.cli", "db", "upgrade", "--database", database],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", BOOT, mode, "serve", "--demo", "--database", database, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not start")
+    return start_demo_server(BOOT, mode, folder, env)
 
 
 def measure(mode: str, folder: Path, env: dict[str, str], bodies: list[bytes]) -> dict[str, float | str]:

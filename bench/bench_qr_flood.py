@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,11 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402 -- after the path setup
+from benchlib import parse_wrk, start_demo_server  # noqa: E402
 
-from api import admin, settings  # noqa: E402
 from api.services.qrcache import QR_SCALES  # noqa: E402
+from api.settings import DEMO_ISSUER_API_KEY  # noqa: E402
 
-DEMO_ISSUER_API_KEY = getattr(settings, "DEMO_ISSUER_API_KEY", None) or admin.DEMO_ISSUER_API_KEY
 CONNECTIONS = 32
 # The server process, started as `python3 -c BOOT <mode> <cli arguments>`; "uncached" turns the cache off.
 BOOT = """
@@ -44,13 +42,6 @@ if sys.argv[1] == "uncached":
 from api.cli import main
 sys.exit(main(sys.argv[2:]))
 """
-
-
-def free_port() -> int:
-    """Ask the kernel for a free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def lua_cycle(path: Path, requests: list[tuple[str, str, str | None]]) -> Path:
@@ -74,53 +65,11 @@ def wrk_command(base: str, script: Path, seconds: int) -> list[str]:
     return ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), base]
 
 
-def parse_wrk(out: str) -> dict[str, float]:
-    """Requests/s, p50 and p99 in ms and non-2xx answers from wrk's output."""
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def percentile(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "rate": rate,
-        "p50": percentile("50"),
-        "p99": percentile("99"),
-        "non2xx": float(errors.group(1)) if errors else 0,
-    }
-
-
 def start_server(mode: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Migrate a fresh database and start the server (verify limit off); return it and its base URL."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("CERTSEAL_")}
     env |= {"PYTHONPATH": str(ROOT), "CERTSEAL_VERIFY_RATE_PER_MINUTE": str(10**9)}
-    database = f"sqlite:///{folder / f'{mode}.db'}"
-    subprocess.run(
-        [sys.executable, "-m", "api.cli", "db", "upgrade", "--database", database],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-c", BOOT, mode, "serve", "--demo", "--database", database, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not start")
+    return start_demo_server(BOOT, mode, folder, env)
 
 
 def measure(mode: str, folder: Path, seconds: int) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
