@@ -140,14 +140,9 @@ class BlockingLane:
 
     Past the deadline the caller gets :class:`LaneUnavailable` at once; a call still queued never
     runs, one already running finishes in its thread within the database's own timeouts. The thread
-    count is fixed, so a stalled database can never pile up threads or connections.
-
-    Under load a thread takes every call waiting in the queue (up to ``MAX_BATCH``) and hands all
-    the results back to the event loop at once: one wake-up each way per batch instead of per call,
-    which is most of what a hop between threads costs under the GIL.
+    count is fixed, so a stalled database can never pile up threads or connections. Each result goes
+    back to its caller as soon as it is ready, so one slow call never holds up another's answer.
     """
-
-    MAX_BATCH = 64
 
     def __init__(self, *, threads: int, deadline_seconds: float, name: str) -> None:
         self.deadline_seconds = deadline_seconds
@@ -168,29 +163,17 @@ class BlockingLane:
             raise LaneUnavailable from None
 
     def _work(self) -> None:
+        # A plain queue and one call_soon_threadsafe per result: about a fifth cheaper per call than
+        # ThreadPoolExecutor with wrap_future, whose future chaining takes locks on both sides.
         while (call := self._calls.get()) is not None:
-            batch = [call]
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    queued = self._calls.get_nowait()
-                except queue.Empty:
-                    break
-                if queued is None:
-                    self._calls.put(None)  # leave the stop signal for the next thread
-                    break
-                batch.append(queued)
-            by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-            for item in batch:
-                if item.future.cancelled():  # its caller gave up at the deadline: skip the work
-                    continue
-                try:
-                    outcome: _Outcome = (item.future, item.function(), None)
-                except BaseException as exc:  # noqa: BLE001 -- handed to the awaiting caller, re-raised there
-                    outcome = (item.future, None, exc)
-                by_loop.setdefault(item.loop, []).append(outcome)
-            for loop, outcomes in by_loop.items():
-                with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): nobody waits any more
-                    loop.call_soon_threadsafe(_deliver, outcomes)
+            if call.future.cancelled():  # its caller gave up at the deadline: skip the work
+                continue
+            try:
+                outcome: _Outcome = (call.future, call.function(), None)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the awaiting caller, re-raised there
+                outcome = (call.future, None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): nobody waits any more
+                call.loop.call_soon_threadsafe(_deliver, outcome)
 
     def close(self) -> None:
         """Stop the threads once the queued calls are done (they end on their own)."""
@@ -205,11 +188,11 @@ class _LaneCall:
     function: Callable[[], Any]
 
 
-def _deliver(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+def _deliver(outcome: _Outcome) -> None:
+    future, result, error = outcome
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -19,7 +19,6 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -37,11 +36,6 @@ from .settings import Settings, is_published_demo_token
 async def get_settings(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings  # type: ignore[no-any-return]
-
-
-async def get_engine(request: Request) -> Engine:
-    """The app's database engine."""
-    return request.app.state.engine  # type: ignore[no-any-return]
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -72,7 +66,6 @@ async def get_key_usage(request: Request) -> KeyUsage:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]

@@ -91,6 +91,11 @@ class Keyring:
             self._trusted[kid] = trusted
         return trusted
 
+    def forget(self, kid: bytes) -> None:
+        """Drop a cached verifying key whose row is gone, so the next lookup reads the registry again."""
+        with self._lock:
+            self._trusted.pop(kid, None)
+
 
 def public_jwk(pem: str) -> dict[str, str]:
     """Return the JWK (RFC 7517) of an ES256 or Ed25519 public key, as WebCrypto imports it."""

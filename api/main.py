@@ -77,7 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
         key_usage = KeyUsage(engine)
         events = EventRecorder(engine, settings.event_flush_seconds, also_flush=[key_usage.flush])
         events.start()
-        verify_store = VerifyStore(engine, sqlite_busy_timeout_ms=min(settings.verify_db_deadline_ms, 250))
+        verify_store = VerifyStore(engine, deadline_ms=settings.verify_db_deadline_ms)
         verify_lane = BlockingLane(
             threads=settings.verify_db_threads,
             deadline_seconds=settings.verify_db_deadline_ms / 1000,

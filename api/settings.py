@@ -90,10 +90,20 @@ def secret_weakness(value: str) -> str | None:
     return None
 
 
+MAX_SECRET_FILE_BYTES = 4096
+
+
 def read_secret_file(name: str, path: str) -> str:
     """The secret in the file ``CERTSEAL_<NAME>_FILE`` names, without its trailing newline."""
     try:
-        value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        file = Path(path)
+        if not file.is_file():  # not a directory, FIFO or device (/dev/zero would never end)
+            raise SettingsError(f"{variable(name)}_FILE: the file is not a regular file")
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
+        if len(raw) > MAX_SECRET_FILE_BYTES:
+            raise SettingsError(f"{variable(name)}_FILE: the file is longer than {MAX_SECRET_FILE_BYTES} bytes")
+        value = raw.decode("utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise SettingsError(f"{variable(name)}_FILE: the file cannot be read ({reason})") from None
@@ -227,6 +237,8 @@ class Settings(BaseSettings):
         from crypto import InvalidInput, normalize_base_url
 
         try:
+            if any(character.isspace() for character in self.public_base_url):
+                raise InvalidInput("whitespace in the base URL")
             normalize_base_url(self.public_base_url, allow_insecure_localhost=self.demo or self.dev)
         except InvalidInput:
             raise ValueError("CERTSEAL_PUBLIC_BASE_URL must be https://host (http://localhost only in demo)") from None
@@ -251,7 +263,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"{where} is a demo secret; it is refused outside --demo")
             if reason := secret_weakness(value):
                 raise ValueError(f"{where} is too weak: {reason}")
-        named = [(where, value) for where, value in values.items() if value and "PREVIOUS" not in where]
+        token = values[variable("admin_token")]
+        if token and not (token.isascii() and token.isprintable() and not any(c.isspace() for c in token)):
+            raise ValueError(
+                f"{variable('admin_token')} must be printable ASCII without spaces (it is sent as a header)"
+            )
+        named = [(where, value) for where, value in values.items() if value]
         for index, (first, value) in enumerate(named):
             for second, other in named[index + 1 :]:
                 if value == other:

@@ -145,12 +145,16 @@ class CertificateClaims(_ClaimFields):
     ) -> CertificateClaims:
         """Build the claims of a new certificate valid from the start of ``valid_from`` through the end
         of ``valid_until`` (both China Standard Time calendar dates)."""
+        try:
+            expires = start_of_day(valid_until + timedelta(days=1))
+        except OverflowError:  # 9999-12-31 has no next day
+            raise InvalidInput("valid_until is out of range") from None
         return cls(
             issuer=issuer,
             serial=secrets.token_bytes(SERIAL_BYTES) if serial is None else serial,
             issued_at=int((issued_at or datetime.now(CST)).timestamp()),
             not_before=start_of_day(valid_from),
-            expires=start_of_day(valid_until + timedelta(days=1)),
+            expires=expires,
             holder_name=unicodedata.normalize("NFC", holder_name.strip()),
             masked_id=masked_id,
             operation=operation,

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 OPERATION_PATTERN = r"^[1-9][0-9]?\.[1-9][0-9]?$"
 ISSUER_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
+# Paging deeper than this is a mistake or an attack; it also keeps OFFSET inside a 64-bit integer.
+MAX_OFFSET = 1_000_000_000
 
 ReasonCode = Literal[
     "malformed",
@@ -183,7 +185,7 @@ class CertificateSearch(Strict):
     status: Literal["valid", "suspended", "revoked"] | None = None
     operation: str | None = Field(default=None, pattern=OPERATION_PATTERN, examples=["2.1"])
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
 
 class CertificatePage(BaseModel):

@@ -89,9 +89,18 @@ def _named(path: Path) -> str:
     return "the built-in catalogue" if path == BUILTIN_CATALOGUE else f"the catalogue CERTSEAL_CATALOGUE_PATH={path}"
 
 
+MAX_CATALOGUE_BYTES = 1_048_576
+
+
 def _parse(path: Path) -> Catalogue:
     try:
-        return Catalogue.from_json(path.read_text(encoding="utf-8"))
+        if not path.is_file():  # not a directory, FIFO or device: /dev/zero would never end
+            raise CatalogueError(f"{_named(path)} is not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CATALOGUE_BYTES + 1)
+        if len(raw) > MAX_CATALOGUE_BYTES:
+            raise CatalogueError(f"{_named(path)} is larger than {MAX_CATALOGUE_BYTES} bytes")
+        return Catalogue.from_json(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, CertsealError) as exc:
         raise CatalogueError(f"{_named(path)} cannot be used: {type(exc).__name__}: {exc}") from None
 

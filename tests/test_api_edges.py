@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
+from conftest import id_number_for
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -185,3 +186,40 @@ def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
     assert sorted(replay or "" for replay in replays) == ["", "true"]
     assert responses[0].json()["id"] == responses[1].json()["id"]
     assert (stored, records) == (1, 1)
+
+
+def test_paging_past_the_maximum_offset_is_422_not_500(app_client, issuer):
+    """An offset beyond any real listing (2**63 would overflow the database's integer) is a 422."""
+    listed = app_client.get("/v1/certificates", params={"offset": 2**63}, headers=issuer.headers)
+    searched = app_client.post(
+        "/v1/certificates/search",
+        json={"holder_id_number": id_number_for(date(1985, 3, 12)), "offset": 2**63},
+        headers=issuer.headers,
+    )
+
+    assert (listed.status_code, searched.status_code) == (422, 422)
+
+
+def test_a_validity_end_with_no_next_day_is_422(app_client, issuer, certificate_body):
+    """valid_until 9999-12-31 cannot be encoded and is refused as invalid_certificate, not a 500."""
+    response = app_client.post(
+        "/v1/certificates", json=certificate_body(valid_until="9999-12-31"), headers=issuer.headers
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_certificate"
+
+
+def test_a_certificate_whose_key_row_was_deleted_is_rejected_as_unknown_key(app, app_client, issuer, issue, verify):
+    """After its key and rows are deleted (as a demo purge does), a cached key no longer verifies: unknown_key."""
+    certificate = issue(issuer)
+    assert verify(certificate["qr_text"])["decision"] == "accept"
+    with app.state.engine.begin() as connection:
+        for table in ("status_events", "certificates", "api_keys", "signing_keys"):
+            connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 -- fixed table names
+
+    verdict = verify(certificate["qr_text"])
+    again = verify(certificate["qr_text"])
+
+    assert (verdict["decision"], verdict["reasons"]) == ("reject", ["unknown_key"])
+    assert again["reasons"] == ["unknown_key"]

@@ -152,6 +152,25 @@ def test_listing_with_a_holder_number_in_the_url_is_400_use_search(app_client, i
 # --- 422s never echo a value or a field name ------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["holder_id_number[]", "Holder_Id_Number", "holder-id-number", "idNumber"])
+def test_listing_refuses_any_spelling_of_a_holder_filter(app_client, issuer, make_id_number, name):
+    """Variants of the holder filter's name get 400 use_search too, and the number is not echoed."""
+    number = make_id_number(date(1985, 3, 12))
+
+    response = app_client.get("/v1/certificates", params={name: number}, headers=issuer.headers)
+
+    _assert_error(response, 400, "use_search")
+    assert number not in response.text
+
+
+def test_listing_refuses_unknown_query_parameters(app_client, issuer):
+    """A misspelt filter is 400 unknown_parameter rather than silently ignored, and its name is not echoed."""
+    response = app_client.get("/v1/certificates", params={"stauts": "revoked"}, headers=issuer.headers)
+
+    _assert_error(response, 400, "unknown_parameter")
+    assert "stauts" not in response.text
+
+
 def test_unknown_field_names_are_counted_not_echoed(app_client, issuer, certificate_body, make_id_number):
     """ID numbers sent as field names come back nowhere in a 422: the location is `body` with a count."""
     first, second = make_id_number(date(1985, 3, 12)), make_id_number(date(1990, 7, 1))

@@ -173,12 +173,20 @@ def test_variable_and_file_together_are_refused(monkeypatch, tmp_path, productio
     assert production_secrets["admin_token"] not in str(refused.value)
 
 
-@pytest.mark.parametrize("problem", ["missing", "directory", "empty"])
+@pytest.mark.parametrize("problem", ["missing", "directory", "empty", "device", "huge"])
 def test_unreadable_secret_file_is_a_clear_error(monkeypatch, tmp_path, problem):
-    """A secret file that is missing, a directory or empty stops the settings with a message naming the variable."""
-    path = {"missing": tmp_path / "absent", "directory": tmp_path, "empty": tmp_path / "empty"}[problem]
+    """A secret file that is missing, a directory, empty, a device or huge stops the settings, naming the variable."""
+    path = {
+        "missing": tmp_path / "absent",
+        "directory": tmp_path,
+        "empty": tmp_path / "empty",
+        "device": "/dev/zero",
+        "huge": tmp_path / "huge",
+    }[problem]
     if problem == "empty":
         path.write_text("\n", encoding="utf-8")
+    if problem == "huge":
+        path.write_text("k" * 100_000, encoding="utf-8")
     _environment(monkeypatch, CERTSEAL_KEY_PASSPHRASE_FILE=str(path))
 
     with pytest.raises(SettingsError) as refused:
@@ -290,3 +298,27 @@ def test_settings_without_demo_mode_refuse_http_base_url(make_production_setting
 
     with pytest.raises(ValidationError, match="CERTSEAL_PUBLIC_BASE_URL must be https"):
         make_production_settings(public_base_url="http://127.0.0.1:8000")
+
+
+@pytest.mark.parametrize(
+    "token", ["with a space inside it 1234", "tab\tseparated-token-1234", "安全令牌一二三四五六七八九十甲乙丙丁"]
+)
+def test_an_admin_token_that_cannot_be_sent_as_a_header_is_refused(make_production_settings, token):
+    """An admin token with whitespace or non-ASCII characters could never authenticate, so start-up refuses it."""
+
+    with pytest.raises(ValidationError, match="must be printable ASCII without spaces"):
+        make_production_settings(admin_token=token)
+
+
+def test_a_previous_hmac_key_equal_to_another_secret_is_refused(make_production_settings, production_secrets):
+    """A previous ID-HMAC key may not repeat another secret (here the admin token)."""
+
+    with pytest.raises(ValidationError, match="have the same value"):
+        make_production_settings(id_hmac_previous_keys=f"1:{production_secrets['admin_token']}", id_hmac_key_version=2)
+
+
+def test_a_base_url_with_whitespace_is_refused(make_production_settings):
+    """https:// cert.example (a space after the scheme) is not a base URL."""
+
+    with pytest.raises(ValidationError, match="CERTSEAL_PUBLIC_BASE_URL"):
+        make_production_settings(public_base_url="https:// cert.example.gov.cn")

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 import crypto
 from crypto import CST
 from schemas.api import (
+    MAX_OFFSET,
     CertificateCreate,
     CertificateOut,
     CertificatePage,
@@ -221,15 +222,18 @@ def list_certificates(
     status_filter: Annotated[Literal["valid", "suspended", "revoked"] | None, Query(alias="status")] = None,
     operation: Annotated[str | None, Query(pattern=r"^[1-9][0-9]?\.[1-9][0-9]?$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CertificatePage:
     """Filter by status or operation item; newest first. To find a holder, use `POST /v1/certificates/search`.
 
     A `holder_id_number` query parameter is refused with 400 `use_search` rather than ignored: an ID
     number in a URL ends up in access and proxy logs.
     """
-    if "holder_id_number" in request.query_params:
+    unknown = [name for name in request.query_params if name not in _LIST_PARAMETERS]
+    if any(_looks_like_holder_filter(name) for name in unknown):
         raise ApiError(400, "use_search", "ID numbers are not accepted in URLs; POST them to /v1/certificates/search")
+    if unknown:  # a misspelt filter silently ignored would return the wrong list
+        raise ApiError(400, "unknown_parameter", f"{len(unknown)} unknown query parameter(s); see the API schema")
     return _certificate_page(
         session,
         issuer=issuer,
@@ -241,6 +245,15 @@ def list_certificates(
         limit=limit,
         offset=offset,
     )
+
+
+_LIST_PARAMETERS = frozenset({"status", "operation", "limit", "offset"})
+
+
+def _looks_like_holder_filter(name: str) -> bool:
+    # Any spelling: holder_id_number[], Holder-Id-Number, idNumber ...
+    folded = "".join(character for character in name.lower() if character.isalnum())
+    return "idnumber" in folded or "holder" in folded
 
 
 @router.post(

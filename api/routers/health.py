@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from schemas.api import Health
 
-from ..deps import EngineDep
+from ..db import LaneUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -26,11 +27,17 @@ async def healthz() -> dict[str, str]:
     summary="Readiness: the database answers",
     responses={503: {"model": Health, "description": "the database cannot be reached"}},
 )
-def readyz(engine: EngineDep) -> JSONResponse:
-    """Answer 200 when the database answers a query, else 503."""
+async def readyz(request: Request) -> JSONResponse:
+    """Answer 200 when the database answers a query within the verify deadline, else 503."""
+    state = request.app.state
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+        await state.verify_lane.run(_select_one, state.engine)
+    except (LaneUnavailable, SQLAlchemyError):
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
+
+
+def _select_one(engine: Engine) -> None:
+    # On the verify lane: its deadline bounds the answer even when a connection hangs.
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

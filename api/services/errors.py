@@ -112,6 +112,27 @@ class NotFound(ServiceError):
     message = "no such resource"
 
 
+class IssuerNotFound(NotFound):
+    """The issuer does not exist (any more)."""
+
+    code = "issuer_not_found"
+    message = "no such issuer"
+
+
+class CertificateNotFound(NotFound):
+    """The certificate does not exist (any more), or belongs to another issuer."""
+
+    code = "certificate_not_found"
+    message = "no such certificate"
+
+
+class KeyNotFound(NotFound):
+    """The signing key does not exist for this issuer."""
+
+    code = "key_not_found"
+    message = "no such key for this issuer"
+
+
 class ApiKeyNotFound(NotFound):
     """No API key with this prefix in the scope named (an issuer's keys, or the apps' keys)."""
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 from sqlmodel import Session, select
 
 import crypto
@@ -26,7 +26,7 @@ from ..keyring import Keyring
 from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
 from ..security import id_number_hmac
 from ..settings import Settings
-from .errors import InvalidTransition, IssuerExists, NoActiveKey
+from .errors import CertificateNotFound, InvalidTransition, IssuerExists, IssuerNotFound, KeyNotFound, NoActiveKey
 from .photos import clean_photo
 
 # Allowed status transitions: revoked is final.
@@ -96,35 +96,40 @@ def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
 def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str | None = None) -> SigningKeyRow:
     """Retire the active key (it keeps verifying what it signed) and start a new one.
 
-    Rotations of one issuer run one at a time (the issuer row is locked); a partial unique index
-    backs this up, so no interleaving leaves two active keys.
+    Rotations and revocations of one issuer run one at a time (the issuer row is locked), and the
+    retirement is a conditional update that only touches a key still active, so it can never turn a
+    revoked key back into a retired one; a partial unique index keeps one active key per issuer.
     """
-    session.exec(select(Issuer.id).where(Issuer.id == issuer.id).with_for_update())
+    _lock_issuer(session, issuer)
     now = utcnow()
-    previous = session.exec(
-        select(SigningKeyRow)
-        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
-        .execution_options(populate_existing=True)
-    ).all()
-    for row in previous:
-        row.state, row.retired_at, row.not_after = "retired", now, now
-        session.add(row)
-    session.flush()  # retire before the new key exists: the unique index allows one active key
-    return keyring.create(session, issuer, alg or (previous[0].alg if previous else "ES256"), now=now)
+    retired_algs = session.execute(
+        update(SigningKeyRow)
+        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")  # type: ignore[arg-type]
+        .values(state="retired", retired_at=now, not_after=now)
+        .returning(SigningKeyRow.alg)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    previous_alg = next(iter(retired_algs), None)
+    return keyring.create(session, issuer, alg or previous_alg or "ES256", now=now)
 
 
 def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str) -> SigningKeyRow:
-    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on (idempotent)."""
+    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on (idempotent).
+
+    The issuer row is locked first, as rotation and issuance lock it, so a revocation racing a
+    rotation waits its turn instead of deadlocking; the time is taken once the lock is held.
+    """
+    _lock_issuer(session, issuer)
     now = utcnow()
     session.execute(
         update(SigningKeyRow)
         .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state != "revoked")  # type: ignore[arg-type]
-        .values(state="revoked", revoked_at=now, revocation_reason=reason)
-    )
-    session.execute(
-        update(SigningKeyRow)
-        .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.not_after.is_(None))  # type: ignore[arg-type,union-attr]
-        .values(not_after=now)
+        .values(
+            state="revoked",
+            revoked_at=now,
+            revocation_reason=reason,
+            not_after=func.coalesce(SigningKeyRow.not_after, now),
+        )
     )
     row = session.exec(
         select(SigningKeyRow)
@@ -132,19 +137,27 @@ def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str) -> Si
         .execution_options(populate_existing=True)
     ).first()
     if row is None:
-        raise ApiError(404, "key_not_found", "no such key for this issuer")
+        raise KeyNotFound()
     return row
 
 
+def _lock_issuer(session: Session, issuer: Issuer) -> None:
+    # Rotation, revocation and issuance all lock the issuer row first: one lock order, no deadlock.
+    if session.exec(select(Issuer.id).where(Issuer.id == issuer.id).with_for_update()).first() is None:
+        raise IssuerNotFound()
+
+
 def _allocate_status_index(session: Session, issuer: Issuer) -> int:
-    # An atomic increment, so concurrent issuers on several replicas never share an index.
-    result = session.execute(
+    # An atomic increment (it locks the issuer row), so concurrent issuers never share an index.
+    allocated = session.execute(
         update(Issuer)
         .where(Issuer.id == issuer.id)  # type: ignore[arg-type]
         .values(next_status_index=Issuer.next_status_index + 1)
         .returning(Issuer.next_status_index)
-    )
-    return int(result.scalar_one()) - 1
+    ).scalar_one_or_none()
+    if allocated is None:
+        raise IssuerNotFound()
+    return int(allocated) - 1
 
 
 def issue_certificate(
@@ -230,6 +243,13 @@ def issue_certificate(
     return certificate
 
 
+def _reload(session: Session, certificate: Certificate) -> None:
+    try:
+        session.refresh(certificate)
+    except InvalidRequestError:  # the row was deleted meanwhile (e.g. demo data purged)
+        raise CertificateNotFound() from None
+
+
 def change_status(session: Session, *, certificate: Certificate, action: str, reason: str, actor: str) -> Certificate:
     """Suspend, reinstate or revoke in one conditional update; :class:`InvalidTransition` if the status forbids it.
 
@@ -244,7 +264,7 @@ def change_status(session: Session, *, certificate: Certificate, action: str, re
         .values(status=target, status_reason=reason, status_changed_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.refresh(certificate)
+    _reload(session, certificate)
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition(f"cannot {action} a {certificate.status} certificate")
     session.add(StatusEvent(certificate_id=certificate.id, action=action, reason=reason, actor=actor, at=now))
@@ -263,7 +283,7 @@ def record_review(
         .values(review_due=next_due)
         .execution_options(synchronize_session=False)
     )
-    session.refresh(certificate)
+    _reload(session, certificate)
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition("a revoked certificate cannot be reviewed")
     session.add(StatusEvent(certificate_id=certificate.id, action="reviewed", reason=note, actor=actor))

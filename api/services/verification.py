@@ -205,8 +205,9 @@ def verify_online(
         except InvalidIdNumber as exc:
             raise ApiError(422, "invalid_id_number", str(exc)) from None
     entry = store.registry_entry(serial=certificate.claims.serial.hex(), kid=certificate.kid.hex())
-    if entry is None:  # the key row vanished between the key lookup and now: fail closed
-        raise RegistryUnavailable("the registry changed during verification; try again")
+    if entry is None:  # the key row was deleted since it was cached (e.g. demo data purged)
+        keyring.forget(certificate.kid)
+        return Outcome("reject", [crypto.UnknownKey.code], checks, None, None, False)
     policy: list[crypto.Check] = [crypto.ValidityPeriod(), KeyNotRevoked(entry), IssuerAuthorized(entry)]
     policy.append(InRegistry(entry))
     if entry.certificate_id is not None:

@@ -91,10 +91,10 @@ class HolderCheckLimits:
 class VerifyStore:
     """Per-thread autocommitting connections and the few statements the verify path runs."""
 
-    def __init__(self, engine: Engine, *, sqlite_busy_timeout_ms: int) -> None:
+    def __init__(self, engine: Engine, *, deadline_ms: int) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
-        self._sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
+        self._deadline_ms = deadline_ms
         placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._sql = {
             name: statement.format(p=placeholder)
@@ -119,11 +119,14 @@ class VerifyStore:
         pooled = self._engine.raw_connection()
         pooled.detach()  # ours for good: never returned to, or reset by, the pool
         connection = pooled.dbapi_connection
+        # Within the verify deadline, so a call stuck on a lock ends by itself and frees its lane thread.
         if self._sqlite:
-            # A short busy timeout: the verify path answers 503 rather than queue behind a writer.
-            connection.execute(f"PRAGMA busy_timeout = {int(self._sqlite_busy_timeout_ms)}")
+            connection.execute(f"PRAGMA busy_timeout = {min(int(self._deadline_ms), 250)}")
         else:
             connection.autocommit = True  # no transaction held open between reads
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {int(self._deadline_ms)}")
+                cursor.execute(f"SET lock_timeout = {max(int(self._deadline_ms) // 2, 10)}")
         self._local.connection = connection
         with self._lock:
             self._connections.append(connection)

@@ -91,3 +91,27 @@ def test_lane_answers_again_after_a_slow_call_ends():
         lane.close()
 
     assert answer == "answered"
+
+
+def test_a_stuck_call_never_holds_up_another_call_s_answer():
+    """With one lane thread stuck on a slow call, calls taken by the other thread answer at once."""
+    lane = BlockingLane(threads=2, deadline_seconds=2, name="test-lane")
+    release = threading.Event()
+
+    async def main() -> tuple[float, list[object]]:
+        stuck = asyncio.ensure_future(lane.run(release.wait, 5))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        quick = await asyncio.gather(*(lane.run(lambda n=n: n) for n in range(20)))
+        elapsed = time.monotonic() - started
+        release.set()
+        await stuck
+        return elapsed, quick
+
+    try:
+        elapsed, quick = run_coroutine(main())
+    finally:
+        lane.close()
+
+    assert quick == list(range(20))
+    assert elapsed < 0.5, f"quick calls waited {elapsed:.2f} s behind a stuck one"

@@ -178,6 +178,47 @@ def test_concurrent_key_rotations_leave_exactly_one_active_key(deployment: Deplo
     )
 
 
+def test_revoking_the_active_key_while_rotating_never_fails(deployment: Deployment, provision: Provisioner) -> None:
+    """A key revocation racing a rotation of the same issuer answers 200 and the rotation 201, every round."""
+    code = f"RR-{uuid.uuid4().hex[:6].upper()}"
+    provision.create_issuer(code)
+    problems: list[str] = []
+    overall: Counter[str] = Counter()
+
+    for round_ in range(ROUNDS):
+        active = next(key["kid"] for key in provision.issuer(code)["keys"] if key["state"] == "active")
+        answers = fire_together(
+            [
+                Call(
+                    "POST",
+                    f"{deployment.url(0)}/v1/issuers/{code}/keys/{active}/revoke",
+                    json={"reason": f"race {round_}"},
+                    headers=deployment.admin_headers,
+                    label="revoke",
+                ),
+                Call(
+                    "POST",
+                    f"{deployment.url(1)}/v1/issuers/{code}/keys/rotate",
+                    headers=deployment.admin_headers,
+                    label="rotate",
+                ),
+            ]
+        )
+        keys = {key["kid"]: key["state"] for key in provision.issuer(code)["keys"]}
+
+        counts = tally(answers, by_label=True)
+        overall.update(counts)
+        if sorted(answer.status for answer in answers) != [200, 201]:
+            problems.append(f"round {round_}: {describe(counts)}")
+        if keys.get(active) != "revoked" or list(keys.values()).count("active") != 1:
+            problems.append(f"round {round_}: key states {keys} after revoking {active}")
+
+    assert not problems, (
+        f"revoke vs rotate, {ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
+        + "\n".join(problems[:20])
+    )
+
+
 def test_concurrent_creation_of_one_issuer_code_has_one_winner(deployment: Deployment, provision: Provisioner) -> None:
     """Six simultaneous POST /v1/issuers with one code give one 201 and five 409 issuer_exists, every round."""
     codes = [f"IC-{uuid.uuid4().hex[:8].upper()}" for _ in range(ROUNDS)]
