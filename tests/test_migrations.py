@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -27,13 +28,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import postgres_database
+from conftest import P256_ORDER, high_s_twin, id_number_for, postgres_database, signature_s, today_cst
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlmodel import SQLModel
@@ -42,7 +44,7 @@ from api import migrate
 from api.cli import main
 from api.db import make_engine
 from api.main import create_app
-from api.settings import Settings
+from api.settings import DEMO_SECRETS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-7b6b110.sqlite"
@@ -142,9 +144,16 @@ def test_legacy_database_is_stamped_and_upgraded_keeping_its_data(tmp_path, cli)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "stamped at revision 0001" in upgraded.stdout
     assert f"{migrate.head_revision()} (head)" in upgraded.stdout
+    after = rows(database, CERTIFICATES)
     assert current == (0, f"{migrate.head_revision()} (head)\n", "")
     assert len(before) == 4
-    assert rows(database, CERTIFICATES) == before
+    assert [row[:5] for row in after] == [row[:5] for row in before]
+    # 0004 gives the high-S envelopes (3 of the 4 here) their low-S twins: only s changes.
+    assert [(envelope[:-32], signature_s(envelope)) for *_, envelope, _ in after] == [
+        (envelope[:-32], min(signature_s(envelope), P256_ORDER - signature_s(envelope))) for *_, envelope, _ in before
+    ]
+    assert sum(old != new for old, new in zip(before, after, strict=True)) == 3
+    assert all(sha256 == hashlib.sha256(envelope).hexdigest() for *_, envelope, sha256 in after)
     assert {(name, operation, status) for _, _, name, operation, status, _, _ in before} == {
         ("张伟", "2.1", "valid"),
         ("李强", "2.1", "revoked"),
@@ -153,6 +162,96 @@ def test_legacy_database_is_stamped_and_upgraded_keeping_its_data(tmp_path, cli)
     }
     assert all(envelope.startswith(b"\xd2") for *_, envelope, _ in before)  # tag 18: COSE_Sign1
     assert rows(database, "SELECT code FROM issuers") == [("CN-44",)]
+
+
+ENVELOPES = text("SELECT id, envelope, envelope_sha256 FROM certificates ORDER BY id")
+SET_ENVELOPE = text("UPDATE certificates SET envelope = :envelope, envelope_sha256 = :sha256 WHERE id = :id")
+
+
+def issue_welders(url, count):
+    """Issue ``count`` certificates of issuer CN-44 through the app on ``url``; return their QR texts."""
+    admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
+    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin,
+        ).raise_for_status()
+        token = client.post("/v1/issuers/CN-44/api-keys", json={}, headers=admin).json()["token"]
+        issued = [
+            client.post(
+                "/v1/certificates",
+                json={
+                    "holder_name": "张伟",
+                    "holder_id_number": id_number_for(date(1990, 3, 7), sequence=100 + number),
+                    "operation": "2.1",
+                    "issue_date": today_cst().isoformat(),
+                },
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            for number in range(count)
+        ]
+    assert [response.status_code for response in issued] == [201] * count
+    return [response.json()["qr_text"] for response in issued]
+
+
+def registry_at_0003_with_high_s_envelopes(url):
+    """Issue three certificates, go back to 0003 and give all but the first a high-S envelope by hand.
+
+    Returns the QR texts (the low-S originals) and the certificates' (id, envelope, sha256) before the change.
+    """
+    qr_texts = issue_welders(url, 3)
+    with engine_on(url) as engine:
+        migrate.downgrade(engine, revision="0003")
+        with engine.begin() as connection:
+            originals = [tuple(row) for row in connection.execute(ENVELOPES)]
+            for certificate_id, envelope, _ in originals[1:]:
+                twin = high_s_twin(bytes(envelope))
+                connection.execute(
+                    SET_ENVELOPE, {"id": certificate_id, "envelope": twin, "sha256": hashlib.sha256(twin).hexdigest()}
+                )
+            high = [signature_s(bytes(envelope)) > P256_ORDER // 2 for _, envelope, _ in connection.execute(ENVELOPES)]
+    assert high == [False, True, True]
+    return qr_texts, [(certificate_id, bytes(envelope), sha256) for certificate_id, envelope, sha256 in originals]
+
+
+def upgrade_and_verify(url, qr_texts):
+    """Upgrade ``url`` to head, then return the migration result, the certificates' rows and /v1/verify's decisions."""
+    with engine_on(url) as engine:
+        result = migrate.upgrade(engine)
+        with engine.connect() as connection:
+            after = [(row.id, bytes(row.envelope), row.envelope_sha256) for row in connection.execute(ENVELOPES)]
+    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+        decisions = [client.post("/v1/verify", json={"qr": qr}).json()["decision"] for qr in qr_texts]
+    return result, after, decisions
+
+
+def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_sqlite(tmp_path, migrated_sqlite, monkeypatch):
+    """At 0003, high-S envelopes made by hand become their low-S twins with a new SHA-256, and verify accepts them."""
+    for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
+        monkeypatch.delenv(name)
+    url = f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
+    qr_texts, originals = registry_at_0003_with_high_s_envelopes(url)
+
+    result, after, decisions = upgrade_and_verify(url, qr_texts)
+
+    assert (result.before, result.after) == ("0003", "0004")
+    assert after == originals
+    assert decisions == ["accept"] * 3
+
+
+@pytest.mark.postgres
+def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_postgres(postgres_url, monkeypatch):
+    """The same rewrite on PostgreSQL: low-S twins, a new SHA-256, and verify accepts them."""
+    for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
+        monkeypatch.delenv(name)
+    qr_texts, originals = registry_at_0003_with_high_s_envelopes(postgres_url)
+
+    result, after, decisions = upgrade_and_verify(postgres_url, qr_texts)
+
+    assert (result.before, result.after) == ("0003", "0004")
+    assert after == originals
+    assert decisions == ["accept"] * 3
 
 
 def test_db_current_on_an_empty_database_says_it_is_behind(tmp_path, cli):
