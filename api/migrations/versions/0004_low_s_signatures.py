@@ -9,7 +9,9 @@ the high form of a signature as ``malformed`` (``docs/credential-format.md`` §4
 signature ``r || s`` and its twin ``r || n - s`` verify alike, so every certificate whose envelope
 carries a high s is given its twin: only the last 32 bytes of the envelope (s) change, every other
 byte stays as it was, and ``envelope_sha256`` is the SHA-256 of the new bytes. EdDSA envelopes,
-low-S ones and anything that is not a certseal ES256 envelope are left alone.
+low-S ones and anything that is not a certseal ES256 envelope are left alone. The stored responses
+of idempotent issuance requests (``idempotency_records``) carry the QR text of the envelope they
+issued; its digits are rewritten the same way, so a retry replays the QR text the registry now holds.
 
 Plain SQL on ``op.get_bind()`` in batches of :data:`BATCH_ROWS` rows (keyset pagination by id), the
 same on SQLite and PostgreSQL. The envelope is read here with ``cbor2`` rather than through the
@@ -22,7 +24,8 @@ certseal accepts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 
 import cbor2
 import sqlalchemy as sa
@@ -39,12 +42,17 @@ COSE_SIGN1_TAG = 18
 ES256 = -7
 SIGNATURE_HEAD = b"\x58\x40"  # CBOR byte string of 64 bytes: the raw r || s, last in the envelope
 
-SELECT_BATCH = sa.text("SELECT id, envelope FROM certificates WHERE id > :after ORDER BY id LIMIT :limit").bindparams(
-    sa.bindparam("after", type_=sa.String()), sa.bindparam("limit", type_=sa.Integer())
-)
+# QR text digits (docs/credential-format.md §2): 17 digits for every 7 bytes, a final group of 1-6 bytes.
+GROUP_BYTES, GROUP_DIGITS = 7, 17
+TAIL_DIGITS = {1: 3, 2: 5, 3: 8, 4: 10, 5: 13, 6: 15}
+TAIL_BYTES = {digits: count for count, digits in TAIL_DIGITS.items()}
+
 UPDATE_ENVELOPE = sa.text(
     "UPDATE certificates SET envelope = :envelope, envelope_sha256 = :envelope_sha256 WHERE id = :id"
 ).bindparams(sa.bindparam("envelope", type_=sa.LargeBinary()))
+UPDATE_RESPONSE = sa.text("UPDATE idempotency_records SET response_body = :body WHERE id = :id").bindparams(
+    sa.bindparam("body", type_=sa.LargeBinary())
+)
 
 
 def low_s_twin(envelope: bytes) -> bytes | None:
@@ -73,14 +81,58 @@ def low_s_twin(envelope: bytes) -> bytes | None:
     return envelope[:-32] + (P256_ORDER - s).to_bytes(32, "big")
 
 
-def upgrade() -> None:
-    """Rewrite every high-S ES256 envelope to its low-S twin and update its SHA-256."""
-    bind = op.get_bind()
+def pack_digits(data: bytes) -> str:
+    """The decimal digits of ``data`` as the QR text carries them."""
+    full = len(data) - len(data) % GROUP_BYTES
+    groups = range(0, full, GROUP_BYTES)
+    parts = [f"{int.from_bytes(data[i : i + GROUP_BYTES], 'big'):0{GROUP_DIGITS}d}" for i in groups]
+    if tail := data[full:]:
+        parts.append(f"{int.from_bytes(tail, 'big'):0{TAIL_DIGITS[len(tail)]}d}")
+    return "".join(parts)
+
+
+def unpack_digits(digits: str) -> bytes | None:
+    """The bytes of QR text digits, or None if they are not a valid packing."""
+    full, remainder = divmod(len(digits), GROUP_DIGITS)
+    if not (digits.isascii() and digits.isdigit()) or (remainder and remainder not in TAIL_BYTES):
+        return None
+    end = full * GROUP_DIGITS
+    try:
+        groups = range(0, end, GROUP_DIGITS)
+        data = b"".join(int(digits[i : i + GROUP_DIGITS]).to_bytes(GROUP_BYTES, "big") for i in groups)
+        return data + (int(digits[end:]).to_bytes(TAIL_BYTES[remainder], "big") if remainder else b"")
+    except OverflowError:
+        return None
+
+
+def low_s_response(body: bytes) -> bytes | None:
+    """A stored issuance response with its QR text's digits those of the low-S twin; None if nothing changes."""
+    try:
+        response = json.loads(body)
+    except ValueError:
+        return None
+    qr_text = response.get("qr_text") if isinstance(response, dict) else None
+    digits = qr_text.partition("#")[2] if isinstance(qr_text, str) else ""
+    envelope = unpack_digits(digits) if digits else None
+    twin = low_s_twin(envelope) if envelope else None
+    if twin is None:
+        return None
+    return body.replace(digits.encode("ascii"), pack_digits(twin).encode("ascii"))
+
+
+def batches(table: str, column: str) -> Iterator[list[sa.Row[tuple[str, bytes]]]]:
+    """The rows (id, ``column``) of ``table`` in batches of :data:`BATCH_ROWS`, by id."""
+    select = sa.text(f"SELECT id, {column} FROM {table} WHERE id > :after ORDER BY id LIMIT :limit")  # noqa: S608
     after = ""
-    while True:
-        rows = bind.execute(SELECT_BATCH, {"after": after, "limit": BATCH_ROWS}).all()
-        if not rows:
-            return
+    while rows := op.get_bind().execute(select, {"after": after, "limit": BATCH_ROWS}).all():
+        yield list(rows)
+        after = rows[-1][0]
+
+
+def upgrade() -> None:
+    """Rewrite every high-S ES256 envelope to its low-S twin, its SHA-256, and the QR text of stored responses."""
+    bind = op.get_bind()
+    for rows in batches("certificates", "envelope"):
         changes = []
         for certificate_id, envelope in rows:
             twin = low_s_twin(bytes(envelope))
@@ -90,7 +142,14 @@ def upgrade() -> None:
                 )
         if changes:
             bind.execute(UPDATE_ENVELOPE, changes)
-        after = rows[-1][0]
+    for rows in batches("idempotency_records", "response_body"):
+        responses = []
+        for record_id, body in rows:
+            rewritten = low_s_response(bytes(body))
+            if rewritten is not None:
+                responses.append({"id": record_id, "body": rewritten})
+        if responses:
+            bind.execute(UPDATE_RESPONSE, responses)
 
 
 def downgrade() -> None:
