@@ -3,6 +3,10 @@
 Each algorithm knows which key type it needs, how to verify a COSE signature (raw ``r || s`` for
 ECDSA) and, where certseal signs with it, how to sign. A key of the wrong type for an ``alg`` is a
 signature failure, never a fallback to another algorithm.
+
+ECDSA signatures are malleable: if ``(r, s)`` verifies, so does ``(r, n - s)``. certseal signs only
+the low form (``s <= n / 2``); this layer still verifies both, as RFC 9052 requires, and the certseal
+profile (``crypto.envelope``) refuses the high form of an ES256 signature.
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ EDDSA = -8
 PS256 = -37
 
 MIN_RSA_BITS = 2048
+
+# Group orders n of the ECDSA curves (SEC 2 / FIPS 186-4 D.1.2).
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P384_ORDER = int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973", 16)
+P521_ORDER = int(
+    "01FF" + "FFFFFFFF" * 7 + "FFFFFFFA" + "51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409", 16
+)
 
 
 class Algorithm(Protocol):
@@ -53,12 +64,19 @@ class Algorithm(Protocol):
 
 class _Ecdsa:
     def __init__(
-        self, cose_id: int, name: str, curve: type[ec.EllipticCurve], digest: type[hashes.HashAlgorithm], size: int
+        self,
+        cose_id: int,
+        name: str,
+        curve: type[ec.EllipticCurve],
+        digest: type[hashes.HashAlgorithm],
+        size: int,
+        order: int,
     ) -> None:
         self.cose_id = cose_id
         self.name = name
         self.curve = curve
         self.size = size  # bytes of r and of s
+        self.order = order  # n: (r, s) and (r, n - s) both verify
         self._ecdsa = ec.ECDSA(digest())  # immutable; made once instead of on every verification
 
     def accepts(self, key: PublicKey) -> bool:
@@ -74,9 +92,21 @@ class _Ecdsa:
         except InvalidSignature:
             raise BadSignature(f"{self.name}: signature does not verify") from None
 
+    def is_low_s(self, signature: bytes) -> bool:
+        """Tell whether the raw ``r || s`` signature has ``s <= n / 2``, the one form certseal signs."""
+        return int.from_bytes(signature[self.size :]) <= self.order // 2
+
+    def low_s(self, signature: bytes) -> bytes:
+        """Return the low-S twin of a raw ``r || s`` signature (itself if already low): ``s`` becomes ``n - s``."""
+        if self.is_low_s(signature):
+            return signature
+        s = self.order - int.from_bytes(signature[self.size :])
+        return signature[: self.size] + s.to_bytes(self.size, "big")
+
     def sign(self, key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+        """Sign as COSE's raw ``r || s``, normalised to the low form (``s <= n / 2``)."""
         r, s = decode_dss_signature(key.sign(message, self._ecdsa))
-        return r.to_bytes(self.size, "big") + s.to_bytes(self.size, "big")
+        return self.low_s(r.to_bytes(self.size, "big") + s.to_bytes(self.size, "big"))
 
 
 @dataclass(frozen=True)
@@ -113,13 +143,13 @@ class _RsaPss:
             raise BadSignature("PS256: signature does not verify") from None
 
 
-ES256_ALG = _Ecdsa(ES256, "ES256", ec.SECP256R1, hashes.SHA256, 32)
+ES256_ALG = _Ecdsa(ES256, "ES256", ec.SECP256R1, hashes.SHA256, 32, P256_ORDER)
 EDDSA_ALG = _EdDsa()
 
 ALGORITHMS: dict[int, Algorithm] = {
     ES256: ES256_ALG,
-    ES384: _Ecdsa(ES384, "ES384", ec.SECP384R1, hashes.SHA384, 48),
-    ES512: _Ecdsa(ES512, "ES512", ec.SECP521R1, hashes.SHA512, 66),
+    ES384: _Ecdsa(ES384, "ES384", ec.SECP384R1, hashes.SHA384, 48, P384_ORDER),
+    ES512: _Ecdsa(ES512, "ES512", ec.SECP521R1, hashes.SHA512, 66, P521_ORDER),
     EDDSA: EDDSA_ALG,
     PS256: _RsaPss(),
 }

@@ -3,7 +3,8 @@
 The exact format is specified in ``docs/credential-format.md``; this module is its reference
 implementation. Strict means: COSE_Sign1 tag 18 and nothing else, ``alg`` and ``kid`` in the
 protected header and an empty unprotected header, deterministic CBOR everywhere with no duplicate
-keys and no trailing bytes, only the claims the profile defines, each of its exact type and range.
+keys and no trailing bytes, only the claims the profile defines, each of its exact type and range,
+and an ES256 signature only in its low-S form (one valid encoding: ``(r, n - s)`` is refused).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import unicodedata
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, NamedTuple
 
-from . import _cbor, cose
+from . import _algorithms, _cbor, cose
 from .errors import InvalidInput, Malformed
 from .keys import SigningKey, TrustedKey
 
@@ -519,9 +520,13 @@ def verify_signature(envelope: bytes, keys: cose.KeyLookup) -> SignedCertificate
     """Check ``envelope`` against the strict profile and its signature against ``keys``.
 
     Raises :class:`Malformed`, :class:`UnsupportedAlgorithm`, :class:`UnknownKey` or
-    :class:`BadSignature`. Time and status are judged separately (``crypto.policy``).
+    :class:`BadSignature`. Time and status are judged separately (``crypto.policy``). A high-S ES256
+    signature is :class:`Malformed`, judged only after it verifies, so a forgery with a signature
+    that does not verify is still :class:`BadSignature`.
     """
     alg, kid, payload, signature, signed = _parse_envelope(envelope)
     trusted = cose.verify_parts(alg, kid, signature, signed, keys)
     assert type(alg) is int  # verify_parts accepted it as a COSE algorithm
+    if alg == _algorithms.ES256 and not _algorithms.ES256_ALG.is_low_s(signature):
+        raise Malformed("ES256 signature with a high s: the profile allows only its low-S twin")
     return SignedCertificate(decode_claims(payload), trusted.kid, alg, trusted, envelope)

@@ -123,6 +123,27 @@ def verdict_of(run: Callable[[], Any]) -> tuple[str | None, Any]:
         return error.code, None
 
 
+# n of P-256, written out here rather than taken from the code under test.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def signature_s(envelope: bytes) -> int:
+    """The ``s`` of an ES256 envelope's raw ``r || s`` signature (its last 32 bytes)."""
+    return int.from_bytes(envelope[-32:], "big")
+
+
+def high_s_twin(envelope: bytes) -> bytes:
+    """An ES256 envelope with ``s`` replaced by ``n - s``: the other valid form of the same signature."""
+    return envelope[:-32] + (P256_ORDER - signature_s(envelope)).to_bytes(32, "big")
+
+
+def high_s_twin_text(qr_text: str, *, allow_insecure_localhost: bool = False) -> str:
+    """The QR text of the high-S twin of the envelope ``qr_text`` carries, under the same base URL."""
+    base = qr_text.partition("#")[0].removesuffix(crypto.VERSION_PATH)
+    twin = high_s_twin(crypto.envelope_from_qr_text(qr_text))
+    return crypto.encode_qr_text(twin, base, allow_insecure_localhost=allow_insecure_localhost)
+
+
 @pytest.fixture(scope="session")
 def verdict() -> Callable[[Callable[[], Any]], tuple[str | None, Any]]:
     """Return :func:`verdict_of`: a verification's error code or its result."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+from conftest import high_s_twin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -55,6 +56,17 @@ def test_malformed(issuer, issue, verify):
         assert (verdict["decision"], verdict["reasons"]) == ("reject", ["malformed"])
         assert verdict["checks"] == ["format", "signature"]
         assert verdict["certificate"] is None
+
+
+def test_malformed_high_s_twin_of_a_genuine_certificate(settings, issuer, issue, verify):
+    """The issued certificate with its ES256 ``s`` replaced by ``n - s`` verifies, but is rejected as malformed."""
+    certificate = issue(issuer)
+    twin = high_s_twin(crypto.envelope_from_qr_text(certificate["qr_text"]))
+
+    verdict = verify(qr_of(twin, settings))
+
+    assert (verdict["decision"], verdict["reasons"]) == ("reject", ["malformed"])
+    assert (verdict["checks"], verdict["certificate"]) == (["format", "signature"], None)
 
 
 def test_unsupported_format(verify):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cbor2
 import pytest
-from conftest import TEST_ID_NUMBER, id_number_for, today_cst
+from conftest import TEST_ID_NUMBER, high_s_twin_text, id_number_for, today_cst
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pycose.keys import EC2Key, OKPKey
@@ -550,6 +550,18 @@ def test_verify_tampered_digit_rejects(signed, alg, position):
     verdict = verdict_of(result)
     assert result.returncode == 1
     assert verdict["reasons"] in (["bad_signature"], ["malformed"])
+    assert verdict["certificate"] is None
+
+
+def test_verify_high_s_twin_is_malformed(es256):
+    """The genuine certificate's high-S twin (``s`` replaced by ``n - s``) is exit 1 with reasons ["malformed"]."""
+    twin = high_s_twin_text(es256.text)
+
+    result = certseal("verify", "--trust", str(es256.public), twin, "--at", INSIDE, cwd=es256.directory)
+
+    verdict = verdict_of(result)
+    assert result.returncode == 1
+    assert (verdict["decision"], verdict["reasons"]) == ("reject", ["malformed"])
     assert verdict["certificate"] is None
 
 

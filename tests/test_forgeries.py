@@ -13,7 +13,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from conftest import INSIDE_VALIDITY, TEST_BASE_URL
+from conftest import INSIDE_VALIDITY, TEST_BASE_URL, high_s_twin, high_s_twin_text
 
 import crypto
 from crypto import CST, SigningKey, TrustStore, _cbor
@@ -224,6 +224,7 @@ FORGERIES: dict[str, tuple[Builder, set[str]]] = {
         {"malformed"},
     ),
     "empty-payload": (lambda es, ed, other, prot, pay: sign1(prot, b"", es), {"malformed"}),
+    "high-s-signature": (lambda es, ed, other, prot, pay: high_s_twin(sign1(prot, pay, es)), {"malformed"}),
 }
 
 
@@ -252,6 +253,37 @@ def test_alg_swap_pins_bad_signature(es256_key, payload, trust):
     envelope = sign1(header(EDDSA, es256_key.kid), payload, es256_key)
 
     code = envelope_code(envelope, trust)
+
+    assert code == "bad_signature"
+
+
+# --- signature malleability: the high-S twin ---
+
+
+def test_high_s_twin_of_genuine_certificate_is_malformed(genuine_qr_text, trust):
+    """The genuine certificate with ``s`` replaced by ``n - s`` is refused offline as ``malformed``."""
+    twin = high_s_twin_text(genuine_qr_text)
+
+    code = code_of(twin, trust)
+
+    assert code == "malformed"
+
+
+def test_high_s_twin_verifies_in_the_general_layer(genuine_envelope, trust):
+    """The general RFC 9052 layer still accepts the high-S twin: only the profile refuses it."""
+    message = crypto.cose.decode(high_s_twin(genuine_envelope))
+
+    trusted = crypto.cose.verify(message, trust)
+
+    assert trusted.kid == crypto.cose.decode(genuine_envelope).header(crypto.cose.HEADER_KID)
+
+
+def test_high_s_twin_with_a_bad_signature_is_bad_signature(genuine_envelope, trust):
+    """A high-S signature that does not verify is ``bad_signature``: the low-S rule is judged after the signature."""
+    serial_at = genuine_envelope.index(bytes.fromhex("5a17c0de00000001"))
+    forged = flip(high_s_twin(genuine_envelope), serial_at, 0)
+
+    code = envelope_code(forged, trust)
 
     assert code == "bad_signature"
 

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -27,22 +29,32 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import postgres_database
+from conftest import (
+    P256_ORDER,
+    high_s_twin,
+    high_s_twin_text,
+    id_number_for,
+    postgres_database,
+    signature_s,
+    today_cst,
+)
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
+import crypto
 from api import migrate
 from api.cli import main
 from api.db import make_engine
 from api.main import create_app
-from api.settings import Settings
+from api.settings import DEMO_SECRETS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-7b6b110.sqlite"
@@ -142,9 +154,16 @@ def test_legacy_database_is_stamped_and_upgraded_keeping_its_data(tmp_path, cli)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "stamped at revision 0001" in upgraded.stdout
     assert f"{migrate.head_revision()} (head)" in upgraded.stdout
+    after = rows(database, CERTIFICATES)
     assert current == (0, f"{migrate.head_revision()} (head)\n", "")
     assert len(before) == 4
-    assert rows(database, CERTIFICATES) == before
+    assert [row[:5] for row in after] == [row[:5] for row in before]
+    # 0004 gives the high-S envelopes (3 of the 4 here) their low-S twins: only s changes.
+    assert [(envelope[:-32], signature_s(envelope)) for *_, envelope, _ in after] == [
+        (envelope[:-32], min(signature_s(envelope), P256_ORDER - signature_s(envelope))) for *_, envelope, _ in before
+    ]
+    assert sum(old != new for old, new in zip(before, after, strict=True)) == 3
+    assert all(sha256 == hashlib.sha256(envelope).hexdigest() for *_, envelope, sha256 in after)
     assert {(name, operation, status) for _, _, name, operation, status, _, _ in before} == {
         ("张伟", "2.1", "valid"),
         ("李强", "2.1", "revoked"),
@@ -153,6 +172,115 @@ def test_legacy_database_is_stamped_and_upgraded_keeping_its_data(tmp_path, cli)
     }
     assert all(envelope.startswith(b"\xd2") for *_, envelope, _ in before)  # tag 18: COSE_Sign1
     assert rows(database, "SELECT code FROM issuers") == [("CN-44",)]
+
+
+ENVELOPES = text("SELECT id, envelope, envelope_sha256 FROM certificates ORDER BY id")
+SET_ENVELOPE = text("UPDATE certificates SET envelope = :envelope, envelope_sha256 = :sha256 WHERE id = :id")
+RESPONSES = text("SELECT id, response_body FROM idempotency_records")
+SET_RESPONSE = text("UPDATE idempotency_records SET response_body = :body WHERE id = :id")
+
+
+def issue_welders(url, count):
+    """Issue ``count`` certificates of CN-44 through the app on ``url``, each with an Idempotency-Key.
+
+    Returns the requests (to replay them) and the QR texts issued.
+    """
+    admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
+    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin,
+        ).raise_for_status()
+        token = client.post("/v1/issuers/CN-44/api-keys", json={}, headers=admin).json()["token"]
+        requests = [
+            {
+                "json": {
+                    "holder_name": "张伟",
+                    "holder_id_number": id_number_for(date(1990, 3, 7), sequence=100 + number),
+                    "operation": "2.1",
+                    "issue_date": today_cst().isoformat(),
+                },
+                "headers": {"Authorization": f"Bearer {token}", "Idempotency-Key": f"exam-{number}"},
+            }
+            for number in range(count)
+        ]
+        issued = [client.post("/v1/certificates", **request) for request in requests]
+    assert [response.status_code for response in issued] == [201] * count
+    return requests, [response.json()["qr_text"] for response in issued]
+
+
+def registry_at_0003_with_high_s_envelopes(url):
+    """Issue three certificates, go back to 0003 and give all but the first a high-S envelope by hand.
+
+    The stored idempotent responses get the high-S QR texts too. Returns the issuance requests, the
+    QR texts (the low-S originals) and the certificates' (id, envelope, sha256) before the change.
+    """
+    requests, qr_texts = issue_welders(url, 3)
+    by_envelope = {crypto.envelope_from_qr_text(qr): qr for qr in qr_texts}
+    with engine_on(url) as engine:
+        migrate.downgrade(engine, revision="0003")
+        with engine.begin() as connection:
+            originals = [(row.id, bytes(row.envelope), row.envelope_sha256) for row in connection.execute(ENVELOPES)]
+            responses = [(row.id, bytes(row.response_body)) for row in connection.execute(RESPONSES)]
+            for certificate_id, envelope, _ in originals[1:]:
+                twin = high_s_twin(envelope)
+                connection.execute(
+                    SET_ENVELOPE, {"id": certificate_id, "envelope": twin, "sha256": hashlib.sha256(twin).hexdigest()}
+                )
+                qr = by_envelope[envelope]
+                digits = qr.partition("#")[2].encode()
+                twin_digits = high_s_twin_text(qr, allow_insecure_localhost=True).partition("#")[2].encode()
+                for record_id, body in responses:
+                    if digits in body:
+                        connection.execute(SET_RESPONSE, {"id": record_id, "body": body.replace(digits, twin_digits)})
+            high = [signature_s(bytes(row.envelope)) > P256_ORDER // 2 for row in connection.execute(ENVELOPES)]
+            stored = [json.loads(bytes(row.response_body))["qr_text"] for row in connection.execute(RESPONSES)]
+    assert high == [False, True, True]
+    assert len(set(stored) - set(qr_texts)) == 2
+    return requests, qr_texts, originals
+
+
+def upgrade_and_verify(url, requests, qr_texts):
+    """Upgrade ``url`` to head; return the migration result, the certificates' rows, verify's decisions and replays."""
+    with engine_on(url) as engine:
+        result = migrate.upgrade(engine)
+        with engine.connect() as connection:
+            after = [(row.id, bytes(row.envelope), row.envelope_sha256) for row in connection.execute(ENVELOPES)]
+    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+        decisions = [client.post("/v1/verify", json={"qr": qr}).json()["decision"] for qr in qr_texts]
+        replayed = [client.post("/v1/certificates", **request).json()["qr_text"] for request in requests]
+    return result, after, decisions, replayed
+
+
+def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_sqlite(tmp_path, migrated_sqlite, monkeypatch):
+    """At 0003, hand-made high-S envelopes become their low-S twins (new SHA-256, replays too); verify accepts them."""
+    for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
+        monkeypatch.delenv(name)
+    url = f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
+    requests, qr_texts, originals = registry_at_0003_with_high_s_envelopes(url)
+
+    result, after, decisions, replayed = upgrade_and_verify(url, requests, qr_texts)
+
+    assert (result.before, result.after) == ("0003", "0004")
+    assert after == originals
+    assert decisions == ["accept"] * 3
+    assert replayed == qr_texts
+
+
+@pytest.mark.postgres
+def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_postgres(postgres_url, monkeypatch):
+    """The same rewrite on PostgreSQL: low-S twins, a new SHA-256, the same replays, and verify accepts them."""
+    for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
+        monkeypatch.delenv(name)
+    requests, qr_texts, originals = registry_at_0003_with_high_s_envelopes(postgres_url)
+
+    result, after, decisions, replayed = upgrade_and_verify(postgres_url, requests, qr_texts)
+
+    assert (result.before, result.after) == ("0003", "0004")
+    assert after == originals
+    assert decisions == ["accept"] * 3
+    assert replayed == qr_texts
 
 
 def test_db_current_on_an_empty_database_says_it_is_behind(tmp_path, cli):

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import cbor2
 import pytest
-from conftest import CERTSEAL_VECTOR_DIR, INSIDE_VALIDITY, TEST_KEY_DIR, TEST_KEY_PASSPHRASE
+from conftest import (
+    CERTSEAL_VECTOR_DIR,
+    INSIDE_VALIDITY,
+    P256_ORDER,
+    TEST_KEY_DIR,
+    TEST_KEY_PASSPHRASE,
+    high_s_twin,
+    signature_s,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -343,3 +351,43 @@ def test_fast_claims_reader_agrees_on_arbitrary_cbor(value):
     fast, generic = _fast_read(payload), _generic_strict_read(payload)
 
     assert fast == generic
+
+
+# --- low-S ES256 signatures ---
+
+
+@THOROUGH
+@given(st.binary(max_size=400))
+def test_every_es256_signature_is_low_s(message):
+    """Every ES256 signature the library makes has ``0 < s <= n / 2`` (and still verifies)."""
+    signature = ES256_KEY.sign(message)
+
+    s = int.from_bytes(signature[32:], "big")
+
+    assert 0 < s <= P256_ORDER // 2
+    assert crypto._algorithms.ES256_ALG.verify(ES256_KEY.public_key, signature, message) is None
+
+
+@FAST
+@given(st.binary(min_size=8, max_size=16), st.sampled_from(["张伟", "欧阳晓峰", "Li Na", "阿卜杜·热合曼"]))
+def test_every_signed_certificate_is_low_s_and_its_twin_malformed(serial, holder_name):
+    """A certificate signed with a fresh ES256 key is low-S and accepted; its high-S twin is ``malformed``."""
+    key = SigningKey.generate("ES256")
+    trust = TrustStore()
+    trust.add(key.public_key)
+    claims = crypto.CertificateClaims.issue(
+        issuer="CN-44",
+        holder_name=holder_name,
+        masked_id="44012432",
+        operation=crypto.Operation(2, 1),
+        valid_from=date(2026, 1, 5),
+        valid_until=date(2032, 1, 4),
+        serial=serial,
+    )
+
+    envelope = crypto.sign_certificate(claims, key)
+
+    assert signature_s(envelope) <= P256_ORDER // 2
+    assert crypto.verify_signature(envelope, trust).claims == claims
+    with pytest.raises(crypto.Malformed):
+        crypto.verify_signature(high_s_twin(envelope), trust)

@@ -1,6 +1,7 @@
 // Offline verification in the browser: the twin of crypto/envelope.py, crypto/cose.py and
 // crypto/policy.py. Same strict profile, same order of checks, same reason codes:
 //   format (digits, envelope shape, protected header) -> kid -> alg -> key -> signature ->
+//   low-S (an ES256 signature that verifies but has s > n/2 is malformed) ->
 //   claims (strict CBOR, exact profile) -> validity period (5 minutes of clock skew).
 // Signatures are checked with WebCrypto: ES256 always, EdDSA where the browser has Ed25519.
 
@@ -20,6 +21,8 @@ const ECDSA = new Map([
   [-36, { hash: "SHA-512", curve: "P-521", size: 66 }],
 ]);
 const KNOWN_ALGS = new Set([...ECDSA.keys(), EDDSA, PS256]);
+// n / 2 of P-256: an ES256 signature's s above it is the high-S twin of a valid signature (crypto._algorithms).
+const P256_HALF_ORDER = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n / 2n;
 
 const CLAIM_ORDER = [1, 4, 5, 6, 7, -65537];
 const CERT_REQUIRED = [1, 2, 3];
@@ -139,6 +142,9 @@ async function checkSignature(alg, key, signature, message) {
   if (!valid) throw badSignature("signature does not verify");
 }
 
+/** Whether a verified 64-byte ES256 signature r || s has s > n/2: the profile allows only the low-S form. */
+export const isHighS = (signature) => BigInt(`0x${toHex(signature.subarray(32))}`) > P256_HALF_ORDER;
+
 // --- claims ---
 
 const isUint = (value, maximum) => typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= maximum;
@@ -257,6 +263,8 @@ export async function verifyEnvelope(envelope, lookup) {
   const key = lookup(kid);
   if (!key) throw new VerifyError("unknown_key", `kid ${kid}`);
   await checkSignature(message.alg, key, message.signature, sigStructure(message.protectedBytes, message.payload));
+  // Only after the signature verifies, so a forgery is still bad_signature (crypto.envelope.verify_signature).
+  if (message.alg === ES256 && isHighS(message.signature)) throw malformed("ES256 signature with a high s");
   return { claims: claimsFromCbor(decodeStrict(message.payload)), kid, alg: message.alg, key };
 }
 

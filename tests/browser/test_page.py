@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import high_s_twin_text
 from playwright.sync_api import Browser, Page
 
 from .conftest import AppServer, Certificates, id_number, phone_context, reasons, seed, settled, tamper, verdict_times
@@ -65,6 +66,28 @@ def test_tampered_digit_rejected(phone: Page, certificates: Certificates, screen
     assert reasons(phone) == ["bad_signature"]
     assert not phone.is_visible("#card")
     screenshot(phone, "verdict-reject-tampered")
+
+
+def test_high_s_twin_rejected_as_malformed(phone: Page, certificates: Certificates):
+    """The genuine card's high-S twin verifies in WebCrypto, but the page and the server reject it as malformed."""
+    phone.goto(high_s_twin_text(certificates.valid, allow_insecure_localhost=True))
+
+    result = settled(phone)
+
+    assert result["verdict"] == "reject"
+    assert reasons(phone) == ["malformed"]
+    assert not phone.is_visible("#card")
+
+
+def test_high_s_twin_rejected_by_the_page_alone(phone: Page, certificates: Certificates):
+    """With POST /v1/verify unreachable, the page's own verdict on the high-S twin is reject, malformed."""
+    phone.route("**/v1/verify", lambda route: route.abort())
+    phone.goto(high_s_twin_text(certificates.valid, allow_insecure_localhost=True))
+
+    result = settled(phone)
+
+    assert result == {"verdict": "reject", "source": "offline", "panel": "panel reject"}
+    assert reasons(phone) == ["malformed"]
 
 
 def test_unknown_key_rejected(phone: Page, certificates: Certificates, screenshot: Callable[..., Path]):

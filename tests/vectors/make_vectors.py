@@ -2,7 +2,8 @@
 
 Run from the project root: ``PYTHONPATH=. python3 tests/vectors/make_vectors.py``. The output is
 byte-for-byte reproducible: the keys are fixed, every claim and time is fixed, and ES256 signatures
-use deterministic ECDSA (RFC 6979); Ed25519 is deterministic anyway.
+use deterministic ECDSA (RFC 6979), normalised to low S as the profile requires; Ed25519 is
+deterministic anyway.
 
 Keys: ``tests/vectors/certseal/keys/*.pem`` are TEST-ONLY keys, encrypted PKCS#8 under the public
 passphrase ``TEST_PASSPHRASE`` below. They sign nothing but these vectors and must never be trusted
@@ -54,6 +55,7 @@ VALID_FROM = date(2025, 5, 2)
 VALID_UNTIL = date(2031, 5, 1)
 REVIEW_DUE = date(2028, 5, 1)
 SIG_STRUCTURE_CONTEXT = "Signature1"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # n of P-256
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,11 @@ class VectorKey:
         return cls(name, private, library_key.alg, library_key.kid, library_key.public_key)
 
     def sign(self, message: bytes) -> bytes:
-        """Sign as COSE does (raw ``r || s`` for ES256), deterministically."""
+        """Sign as certseal does (raw ``r || s`` with low S for ES256), deterministically."""
         if isinstance(self.private, ec.EllipticCurvePrivateKey):
             der = self.private.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
             r, s = decode_dss_signature(der)
-            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+            return r.to_bytes(32, "big") + min(s, P256_ORDER - s).to_bytes(32, "big")
         return self.private.sign(message)
 
     @property
@@ -120,6 +122,13 @@ def parts(envelope: bytes) -> tuple[bytes, bytes, bytes]:
     tag = cbor2.loads(envelope)
     protected, _unprotected, payload, signature = tag.value
     return protected, payload, signature
+
+
+def high_s_twin(envelope: bytes) -> bytes:
+    """The envelope with its low-S ES256 signature ``r || s`` replaced by ``r || n - s``: it verifies too."""
+    r, s = envelope[-64:-32], int.from_bytes(envelope[-32:], "big")
+    assert s <= P256_ORDER // 2, "certseal signs low S"
+    return envelope[:-64] + r + (P256_ORDER - s).to_bytes(32, "big")
 
 
 def flip_bit(data: bytes, index: int, bit: int = 0) -> bytes:
@@ -319,6 +328,15 @@ def build(keys: dict[str, VectorKey]) -> dict[str, dict[str, Any]]:
         signer=es256,
         code="bad_signature",
         envelope=bytes(cbor2.dumps(cbor2.CBORTag(18, [flipped_protected, {}, full_payload, parts(genuine)[2]]))),
+    )
+
+    # Signature malleability: (r, n - s) verifies too, but the profile allows only the low-S form.
+    add(
+        "reject-high-s-signature",
+        "the genuine ES256 signature's high-S twin (s replaced by n - s): it verifies, but is not the one encoding",
+        signer=es256,
+        code="malformed",
+        envelope=high_s_twin(genuine),
     )
 
     # Wrong keys.
