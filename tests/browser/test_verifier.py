@@ -253,3 +253,28 @@ def test_offline_reasons(verifier_page: Page, name: str):
     )
 
     assert found == expected
+
+
+URL_CASES = json.loads((VECTOR_DIR.parent / "url-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=[case["name"] for case in URL_CASES])
+def test_js_url_rule(verifier_page: Page, case: dict[str, Any]):
+    """The page's digits.js gets each case of the shared URL table exactly as crypto.qrtext does."""
+    text = case["text"]
+
+    outcome = verifier_page.evaluate(
+        """async (text) => {
+             const digits = await import('/static/digits.js');
+             try {
+               const bytes = digits.envelopeFromQrText(text);
+               return [null, null, Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')];
+             } catch (error) {
+               if (!error.code) throw error;
+               return [error.code, error.message, null];
+             }
+           }""",
+        text,
+    )
+
+    assert outcome == [case["code"], case["message"], case["envelope_hex"]]
