@@ -10,9 +10,8 @@ export const MAX_QR_TEXT = 4096;
 const GROUP_BYTES = 7;
 const GROUP_DIGITS = 17;
 const TAIL_BYTES = new Map([[0, 0], [3, 1], [5, 2], [8, 3], [10, 4], [13, 5], [15, 6]]);
-// Python's str.strip() removes exactly the characters for which str.isspace() is true.
+// Python's str.isspace() characters (what str.strip() removes).
 const SPACE = "\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
-const STRIP = new RegExp(`^[${SPACE}]+|[${SPACE}]+$`, "gu");
 // crypto.qrtext.SURROUNDING_SPACE: the above plus U+200B-U+200D, U+2060 and U+FEFF.
 const QR_SPACE = `${SPACE}\\u200b-\\u200d\\u2060\\ufeff`;
 const QR_STRIP = new RegExp(`^[${QR_SPACE}]+|[${QR_SPACE}]+$`, "gu");
@@ -23,11 +22,6 @@ export function codePoints(text) {
   let count = 0;
   for (const _ of text) count++;
   return count;
-}
-
-/** Python's str.strip() with no arguments. */
-export function pyStrip(text) {
-  return text.replace(STRIP, "");
 }
 
 function writeGroup(out, offset, digits, bytes) {
