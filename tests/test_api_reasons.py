@@ -65,6 +65,11 @@ def test_unsupported_format(verify):
     for verdict in verdicts:
         assert (verdict["decision"], verdict["reasons"]) == ("reject", ["unsupported_format"])
         assert (verdict["checks"], verdict["certificate"]) == (["format"], None)
+    assert [verdict["message"] for verdict in verdicts] == [
+        "URL path is not a known credential version (it must end with /c1)",
+        "URL path must end with /c1: the version path is case-sensitive",
+        "%23 is not a fragment: the digits must follow a literal '#'",
+    ]
 
 
 def test_wechat_rewritten_url_is_accepted(issuer, issue, verify):
@@ -74,6 +79,7 @@ def test_wechat_rewritten_url_is_accepted(issuer, issue, verify):
     verdict = verify(f"{base}?from=singlemessage&isappinstalled=0#{digits}\u200b")
 
     assert (verdict["decision"], verdict["reasons"], verdict["checks"]) == ("accept", [], ACCEPT_CHECKS)
+    assert verdict["message"] is None
 
 
 def test_unsupported_algorithm(settings, issuer, verify, issuer_signing_key, make_claims):
