@@ -122,20 +122,30 @@ def certificate_json(certificate: crypto.SignedCertificate) -> dict[str, Any]:
 
 
 def offline_verdict(
-    qr_text: str, trust: crypto.TrustStore, *, now: datetime, checks: Sequence[crypto.Check]
+    qr_text: str | None, trust: crypto.TrustStore, *, now: datetime, checks: Sequence[crypto.Check]
 ) -> dict[str, Any]:
-    """Verify offline and return the verdict: decision, every failing reason, the decoded certificate."""
+    """Verify offline and return the verdict: decision, every failing reason, the checks that ran, the certificate.
+
+    ``qr_text`` is None when an image held no QR code: reason ``no_qr_code`` and no check ran. A
+    rejection before the policy checks carries a ``message`` saying what is wrong.
+    """
     verdict: dict[str, Any] = {
         "decision": "reject",
         "reasons": [],
         "checked_at": now.isoformat(),
-        "checks": ["format", "signature"],
+        "checks": [],
         "certificate": None,
     }
     try:
-        certificate = crypto.verify_signature(crypto.envelope_from_qr_text(qr_text), trust)
+        if qr_text is None:
+            raise crypto.NoQrCode("the image holds no readable QR code")
+        verdict["checks"].append("format")
+        envelope = crypto.envelope_from_qr_text(qr_text)
+        verdict["checks"].append("signature")
+        certificate = crypto.verify_signature(envelope, trust)
     except VerificationError as error:
         verdict["reasons"] = [error.code]
+        verdict["message"] = error.detail or str(error)
         return verdict
     policy = crypto.AllOf(checks)
     verdict["checks"] += [check.name for check in checks]
@@ -237,7 +247,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             texts = crypto.read_qr_texts(Path(args.image))
         except CertsealError:
             raise UsageError(f"--image: {args.image} is not a readable image") from None
-        qr_text = texts[0] if texts else ""
+        qr_text = texts[0] if texts else None
     else:
         qr_text = args.qr_text
     checks: list[crypto.Check] = [crypto.ValidityPeriod()]
@@ -252,6 +262,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise UsageError("--operation must look like 2.1") from None
     verdict = offline_verdict(qr_text, trust, now=now, checks=checks)
     print(json.dumps(verdict, ensure_ascii=False, indent=2))
+    if verdict["reasons"] == [crypto.NoQrCode.code]:
+        print(f"certseal: no QR code found in {args.image}: nothing was verified", file=sys.stderr)
     return EXIT_OK if verdict["decision"] == "accept" else EXIT_REJECT
 
 

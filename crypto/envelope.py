@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, NamedTuple
 
 from . import _algorithms, _cbor, cose
+from ._name_chars import NAME_CHAR_RANGES
 from .errors import InvalidInput, Malformed
 from .keys import SigningKey, TrustedKey
 
@@ -417,8 +418,10 @@ def _claims_problem(claims: CertificateClaims) -> str | None:
         return "invalid times"
     if not (0 <= issued_at <= MAX_TIMESTAMP and 0 <= not_before < expires <= MAX_TIMESTAMP):
         return "invalid times (exp must be after nbf)"
-    if type(claims.holder_name) is not str or not _valid_name(claims.holder_name):
+    if type(claims.holder_name) is not str:
         return "invalid holder name"
+    if problem := _name_problem(claims.holder_name):
+        return problem
     if type(claims.masked_id) is not str or not MASKED_ID_PATTERN.fullmatch(claims.masked_id):
         return "invalid masked ID"
     operation = claims.operation
@@ -439,14 +442,42 @@ def _claims_problem(claims: CertificateClaims) -> str | None:
     return None
 
 
-def _valid_name(name: str) -> bool:
-    # isprintable() refuses control and format characters (bidi overrides could disguise a name).
-    return (
-        0 < len(name) <= MAX_HOLDER_NAME_CHARS
-        and name.isprintable()
-        and name == name.strip()
-        and unicodedata.is_normalized("NFC", name)
-    )
+def _name_class(ranges: tuple[tuple[int, int], ...], extra: str) -> str:
+    """A regular-expression character class of the table's ranges and ``extra``."""
+    parts = [f"\\U{first:08X}-\\U{last:08X}" if first != last else f"\\U{first:08X}" for first, last in ranges]
+    return "[" + "".join(parts) + "".join(f"\\U{ord(c):08X}" for c in extra) + "]"
+
+
+# Middle dots used in names: U+00B7 (Chinese renderings of minority and foreign names, as on ID cards)
+# and U+30FB (the katakana middle dot, which full-width input methods type for it).
+NAME_MIDDLE_DOTS = "\u00b7\u30fb"
+_NAME_CHAR = _name_class(NAME_CHAR_RANGES, NAME_MIDDLE_DOTS)
+# Words of letters, marks and middle dots, separated by single spaces: none leading, trailing or doubled.
+_NAME_PATTERN = re.compile(f"{_NAME_CHAR}+(?: {_NAME_CHAR}+)*")
+_NAME_CHAR_PATTERN = re.compile(f"{_NAME_CHAR}| ")
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` breaks the holder-name rule (docs/credential-format.md section 5), or None.
+
+    The allowed characters come from the pinned table in ``crypto/_name_chars.py`` (Unicode
+    14.0.0 letters and marks plus CJK Extensions H and I), never from the running Python's
+    ``unicodedata``; NFC is checked only after every character is known to be in the table, where
+    normalization is stable across Unicode versions.
+    """
+    if not 0 < len(name) <= MAX_HOLDER_NAME_CHARS:
+        return f"holder name must have 1-{MAX_HOLDER_NAME_CHARS} characters"
+    if not _NAME_PATTERN.fullmatch(name):
+        for char in name:
+            if not _NAME_CHAR_PATTERN.fullmatch(char):
+                return (
+                    f"holder name: U+{ord(char):04X} is not allowed "
+                    "(only letters, marks, the middle dots U+00B7 and U+30FB, and spaces)"
+                )
+        return "holder name: a space must stand alone between two words (none leading, trailing or doubled)"
+    if not unicodedata.is_normalized("NFC", name):
+        return "holder name is not in Unicode NFC"
+    return None
 
 
 class SignedCertificate(NamedTuple):

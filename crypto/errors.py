@@ -48,6 +48,13 @@ class UnsupportedFormat(VerificationError):
     message = "credential format is not supported"
 
 
+class NoQrCode(VerificationError):
+    """An image holds no QR code that could be read: nothing was verified, nothing suggests a forgery."""
+
+    code = "no_qr_code"
+    message = "no QR code found in the image"
+
+
 class UnsupportedAlgorithm(VerificationError):
     """The envelope names a signature algorithm this verifier does not implement."""
 

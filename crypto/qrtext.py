@@ -8,6 +8,7 @@ The fragment never reaches a server in an HTTP request, so the credential stays 
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput, Malformed, UnsupportedFormat
@@ -20,6 +21,15 @@ TAIL_DIGITS = {1: 3, 2: 5, 3: 8, 4: 10, 5: 13, 6: 15}
 _TAIL_BYTES = {digits: n for n, digits in TAIL_DIGITS.items()} | {0: 0}
 MAX_QR_TEXT = 4096
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# Stripped from both ends of QR text: Unicode White_Space, the information separators U+001C-U+001F
+# (Python's str.isspace), and the invisible characters scanners and chat apps leave around a link:
+# zero-width space, non-joiner and joiner (U+200B-U+200D), word joiner (U+2060), BOM (U+FEFF).
+SURROUNDING_SPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(chr(c) for c in range(0x2000, 0x200E))
+    + "\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def pack_digits(data: bytes) -> str:
@@ -80,16 +90,34 @@ def to_qr_text(envelope: bytes, base_url: str) -> str:
     return f"{base_url}{VERSION_PATH}#{pack_digits(envelope)}"
 
 
+def strip_qr_text(text: str) -> str:
+    """Remove the characters of :data:`SURROUNDING_SPACE` from both ends of ``text``."""
+    return text.strip(SURROUNDING_SPACE)
+
+
 def envelope_from_qr_text(text: str) -> bytes:
-    """Return the envelope bytes from QR text: a certseal URL or, for tools, the bare digits."""
+    """Return the envelope bytes from QR text: a certseal URL or, for tools, the bare digits.
+
+    The URL rule of ``docs/credential-format.md`` section 1, tested on ``tests/vectors/url-cases.json``
+    (the page's ``api/static/digits.js`` mirrors it): surrounding space is stripped, the query is
+    ignored, the path must end with ``/c1`` exactly and the digits follow a literal ``#``. Every
+    refusal's ``detail`` says what is wrong.
+    """
     if not isinstance(text, str) or len(text) > MAX_QR_TEXT:
         raise Malformed("QR text missing or longer than 4096 characters")
-    text = text.strip()
+    text = strip_qr_text(text)
+    if not text:
+        raise Malformed("QR text is empty")
     location, hash_sign, fragment = text.partition("#")
     if not hash_sign:
-        if text.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
-            raise UnsupportedFormat("URL has no credential fragment")
+        if "%23" in text:
+            raise UnsupportedFormat("%23 is not a fragment: the digits must follow a literal '#'")
+        if _SCHEME.match(text):
+            raise UnsupportedFormat("URL has no credential fragment ('#' and digits)")
         return unpack_digits(text)
-    if not location.endswith(VERSION_PATH):
-        raise UnsupportedFormat("URL path is not a known credential version")
+    path = location.partition("?")[0]  # the query is ignored: WeChat appends ?from=...&isappinstalled=0
+    if not path.endswith(VERSION_PATH):
+        if path[-len(VERSION_PATH) :].lower() == VERSION_PATH:
+            raise UnsupportedFormat("URL path must end with /c1: the version path is case-sensitive")
+        raise UnsupportedFormat("URL path is not a known credential version (it must end with /c1)")
     return unpack_digits(fragment)

@@ -240,6 +240,11 @@ class VerifyResponse(BaseModel):
     checks: list[str] = Field(examples=[["format", "signature", "validity", "registry", "status", "issuer", "review"]])
     checked_at: datetime
     certificate: VerifiedCertificateOut | None
+    message: str | None = Field(
+        default=None,
+        description="what is wrong with a QR text the URL rule refused (only `format` ran); otherwise null",
+        examples=["URL path must end with /c1: the version path is case-sensitive"],
+    )
 
 
 class PublicKeyOut(BaseModel):

@@ -28,7 +28,8 @@ VERIFY_FIELDS = st.fixed_dictionaries(
 def _assert_clean(response, sent: str) -> None:
     assert response.status_code in (200, 400, 413, 422, 429), response.text
     body = response.json()
-    assert set(body) == {"decision", "reasons", "checks", "checked_at", "certificate"} or set(body) == {"error"}
+    verdict_keys = {"decision", "reasons", "checks", "checked_at", "certificate", "message"}
+    assert set(body) == verdict_keys or set(body) == {"error"}
     if "error" in body and len(sent) > 12:
         assert sent not in response.text
 

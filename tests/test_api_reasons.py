@@ -45,17 +45,18 @@ def test_genuine_certificate_is_accepted(issuer, issue, verify):
 
 
 def test_malformed(issuer, issue, verify):
-    """Tampered digits and garbage are rejected as malformed after the format check only."""
+    """Tampered digits and garbage are malformed after the format check alone; a bad envelope after the signature."""
     qr = issue(issuer)["qr_text"]
     base, _, digits = qr.partition("#")
-    candidates = [qr + "7", f"{base}#{digits[:-1]}x", "not a certificate", "12345", f"{base}#"]
+    bad_text = [qr + "7", f"{base}#{digits[:-1]}x", "not a certificate", f"{base}#"]
 
-    verdicts = [verify(text) for text in candidates]
+    verdicts = [verify(text) for text in bad_text]
+    bad_envelope = verify("12345")  # digits of two bytes, which are no COSE_Sign1
 
     for verdict in verdicts:
         assert (verdict["decision"], verdict["reasons"]) == ("reject", ["malformed"])
-        assert verdict["checks"] == ["format", "signature"]
-        assert verdict["certificate"] is None
+        assert (verdict["checks"], verdict["certificate"]) == (["format"], None)
+    assert (bad_envelope["reasons"], bad_envelope["checks"]) == (["malformed"], ["format", "signature"])
 
 
 def test_malformed_high_s_twin_of_a_genuine_certificate(settings, issuer, issue, verify):
@@ -70,10 +71,27 @@ def test_malformed_high_s_twin_of_a_genuine_certificate(settings, issuer, issue,
 
 
 def test_unsupported_format(verify):
-    """A URL whose path is not the /c1 credential version is an unsupported format."""
-    verdict = verify("https://x/c2#123")
+    """A URL path other than /c1 (also /C1) or a %23 for # is unsupported_format, after the format check alone."""
+    verdicts = [verify(text) for text in ["https://x/c2#123", "https://x/C1#123", "https://x/c1%23123"]]
 
-    assert (verdict["decision"], verdict["reasons"], verdict["certificate"]) == ("reject", ["unsupported_format"], None)
+    for verdict in verdicts:
+        assert (verdict["decision"], verdict["reasons"]) == ("reject", ["unsupported_format"])
+        assert (verdict["checks"], verdict["certificate"]) == (["format"], None)
+    assert [verdict["message"] for verdict in verdicts] == [
+        "URL path is not a known credential version (it must end with /c1)",
+        "URL path must end with /c1: the version path is case-sensitive",
+        "%23 is not a fragment: the digits must follow a literal '#'",
+    ]
+
+
+def test_wechat_rewritten_url_is_accepted(issuer, issue, verify):
+    """WeChat's query before the fragment and a trailing zero-width space change nothing."""
+    base, _, digits = issue(issuer)["qr_text"].partition("#")
+
+    verdict = verify(f"{base}?from=singlemessage&isappinstalled=0#{digits}\u200b")
+
+    assert (verdict["decision"], verdict["reasons"], verdict["checks"]) == ("accept", [], ACCEPT_CHECKS)
+    assert verdict["message"] is None
 
 
 def test_unsupported_algorithm(settings, issuer, verify, issuer_signing_key, make_claims):

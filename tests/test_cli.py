@@ -22,6 +22,7 @@ import pytest
 from conftest import TEST_ID_NUMBER, high_s_twin_text, id_number_for, today_cst
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from PIL import Image
 from pycose.keys import EC2Key, OKPKey
 from pycose.keys.curves import P256, Ed25519
 from pycose.messages import CoseMessage, Sign1Message
@@ -587,14 +588,53 @@ def test_verify_image_of_non_image_is_usage_error(es256):
     assert result.stdout == ""
 
 
-def test_verify_image_without_qr_code_rejects(es256, tmp_path):
-    """An image with no QR code in it is a reject (malformed), not a usage error."""
-    (tmp_path / "blank.png").write_bytes(crypto.render_png(crypto.QrSymbol(1, "Q", ((False,) * 21,) * 21)))
+@pytest.mark.parametrize("kind", ["blank-qr-grid", "plain-photo"])
+def test_verify_image_without_qr_code_is_no_qr_code(es256, tmp_path, kind):
+    """An image with no QR code is reject ``no_qr_code`` (not malformed), exit 1, no check run, its own message."""
+    if kind == "plain-photo":
+        Image.new("RGB", (640, 480), (182, 170, 150)).save(tmp_path / "photo.jpg", quality=85)
+    else:
+        (tmp_path / "photo.jpg").write_bytes(crypto.render_png(crypto.QrSymbol(1, "Q", ((False,) * 21,) * 21)))
 
-    result = certseal("verify", "--trust", str(es256.public), "--image", "blank.png", cwd=tmp_path)
+    result = certseal("verify", "--trust", str(es256.public), "--image", "photo.jpg", cwd=tmp_path)
 
+    verdict = verdict_of(result)
     assert result.returncode == 1
-    assert verdict_of(result)["reasons"] == ["malformed"]
+    assert (verdict["decision"], verdict["reasons"], verdict["checks"]) == ("reject", ["no_qr_code"], [])
+    assert verdict["certificate"] is None
+    assert "no QR code found in photo.jpg" in result.stderr
+
+
+def test_verify_accepts_the_wechat_rewritten_url(es256):
+    """The URL as WeChat opens it (a query before the fragment, a zero-width space after it) is accepted."""
+    base, _, digits = es256.text.partition("#")
+    wechat = f"{base}?from=singlemessage&isappinstalled=0#{digits}\u200b"
+
+    result = certseal("verify", "--trust", str(es256.public), wechat, "--at", INSIDE, cwd=es256.directory)
+
+    assert result.returncode == 0
+    assert (verdict_of(result)["decision"], verdict_of(result)["reasons"]) == ("accept", [])
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        (lambda text: text.replace("/c1#", "/C1#"), "unsupported_format", "the version path is case-sensitive"),
+        (lambda text: text.replace("#", "%23"), "unsupported_format", "%23 is not a fragment"),
+        (lambda text: text + "7", "malformed", "is not a valid packing"),
+    ],
+    ids=["uppercase-version", "percent-23", "digit-count"],
+)
+def test_verify_refused_text_says_what_is_wrong(es256, change, code, message):
+    """A refused QR text is exit 1 with its reason, only the format check listed, and a message naming the problem."""
+    text = change(es256.text)
+
+    result = certseal("verify", "--trust", str(es256.public), text, "--at", INSIDE, cwd=es256.directory)
+
+    verdict = verdict_of(result)
+    assert result.returncode == 1
+    assert (verdict["reasons"], verdict["checks"]) == ([code], ["format"])
+    assert message in verdict["message"]
 
 
 def test_hot_work_purpose_on_electrician_certificate(es256):

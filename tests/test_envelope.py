@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +18,7 @@ from pycose.keys import CoseKey
 from pycose.messages import CoseMessage
 
 import crypto
-from crypto import CLOCK_SKEW, CST, CertificateClaims, Operation, TrustStore, _cbor
+from crypto import CLOCK_SKEW, CST, CertificateClaims, Operation, TrustStore, _cbor, _name_chars
 
 
 def claims_fields(claims: CertificateClaims) -> dict[str, object]:
@@ -221,6 +225,43 @@ def test_issue_refuses_out_of_profile_claims(field, value, full_claims):
 
     with pytest.raises(crypto.InvalidInput):
         CertificateClaims(**fields)
+
+
+NAME_CASES = json.loads((Path(__file__).parent / "vectors" / "name-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", NAME_CASES, ids=[case["why"] for case in NAME_CASES])
+def test_holder_name_rule(case, full_claims):
+    """Each name of the shared table (also run in the browser) is accepted, or refused with its exact message."""
+    fields = full_claims._asdict() | {"holder_name": case["name"]}
+
+    try:
+        CertificateClaims(**fields)
+        message = None
+    except crypto.InvalidInput as error:
+        message = error.detail
+
+    assert message == case["message"]
+
+
+def test_holder_name_rule_is_the_pinned_table_not_unicodedata(monkeypatch, full_claims):
+    """The name check never asks the running Python's unicodedata for a category: a newer Python changes nothing."""
+    monkeypatch.setattr(unicodedata, "category", lambda char: pytest.fail("unicodedata.category was consulted"))
+    fields = full_claims._asdict() | {"holder_name": "阿沛·阿旺晋美\U00031350"}
+
+    claims = CertificateClaims(**fields)
+
+    assert claims.holder_name.endswith("\U00031350")
+
+
+def test_name_tables_are_generated_from_the_pinned_unicode_version():
+    """crypto/_name_chars.py and api/static/name-chars.js are exactly what tools/gen_name_chars.py writes."""
+    tool = Path(__file__).resolve().parent.parent / "tools" / "gen_name_chars.py"
+
+    result = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True, check=False)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert _name_chars.UNICODE_VERSION == "14.0.0"
 
 
 def test_holder_name_is_nfc_normalized():

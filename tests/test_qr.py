@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import random
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 import qrcode
@@ -95,6 +97,22 @@ def test_unpack_limit_is_4096_digits():
     assert len(unpacked) == 7 * (4096 // 17)
     with pytest.raises(crypto.Malformed):
         qrtext.unpack_digits("0" * (4096 + 17 - 4096 % 17))
+
+
+URL_CASES = json.loads((Path(__file__).parent / "vectors" / "url-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=[case["name"] for case in URL_CASES])
+def test_url_rule(case):
+    """Each case of the shared URL table (also run in the browser) gets its envelope, or its code and message."""
+    text = case["text"]
+
+    try:
+        outcome = (None, None, crypto.envelope_from_qr_text(text).hex())
+    except crypto.VerificationError as error:
+        outcome = (error.code, error.detail, None)
+
+    assert outcome == (case["code"], case["message"], case["envelope_hex"])
 
 
 def test_bare_digits_and_whitespace(genuine_qr_text, trust):

@@ -34,7 +34,17 @@ PAGE_TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "c1.html"
 SERVICE_WORKER = STATIC_DIR / "sw.js"
 PAGE_PATH = "/c1"
 # What the service worker precaches: the page and every file its first verdict needs, plus the scanner module.
-SHELL_ASSETS = ("app.css", "app.js", "cbor.js", "digits.js", "verify.js", "i18n.js", "scanner.js", "icon.svg")
+SHELL_ASSETS = (
+    "app.css",
+    "app.js",
+    "cbor.js",
+    "digits.js",
+    "name-chars.js",
+    "verify.js",
+    "i18n.js",
+    "scanner.js",
+    "icon.svg",
+)
 SHELL = (PAGE_PATH, *(f"/static/{name}" for name in SHELL_ASSETS), "/manifest.webmanifest")
 
 CSP = (

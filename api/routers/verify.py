@@ -50,6 +50,7 @@ VERIFY_EXAMPLE = {
         "status": "revoked",
         "photo_url": None,
     },
+    "message": None,
 }
 
 
@@ -83,7 +84,9 @@ async def verify(request: Request) -> Response:
     """Check signature, validity, key and issuer, registry status, review date, purpose and (optionally) holder.
 
     `decision` is `accept` only when every check that ran passed; `reasons` lists every failure and
-    `checks` names the checks that ran. A registry that cannot be read gives 503, never `accept`.
+    `checks` names the checks that ran. A QR text refused by the URL rule (`format` alone ran) comes
+    with a `message` saying what is wrong, e.g. that the version path `/c1` is case-sensitive. A
+    registry that cannot be read gives 503, never `accept`.
     """
     # Hot path: the raw request and app state stand in for FastAPI body parsing and dependency
     # injection, which cost more than the verification itself. Everything that touches the database
@@ -120,6 +123,7 @@ async def verify(request: Request) -> Response:
         "checks": outcome.checks,
         "checked_at": now.isoformat(),
         "certificate": certificate_summary(outcome, catalogue=state.catalogue, settings=settings),
+        "message": outcome.message,
     }
     # orjson: the verdict's JSON costs a tenth of the standard library's on this path.
     return Response(orjson.dumps(verdict), media_type="application/json", headers=_NO_STORE)

@@ -165,6 +165,7 @@ class Outcome:
     certificate: SignedCertificate | None
     entry: RegistryEntry | None
     holder_checked: bool
+    message: str | None = None  # what is wrong with a refused QR text (the URL rule's message), else None
 
 
 def holder_check_limits(settings: Settings) -> HolderCheckLimits:
@@ -191,9 +192,14 @@ def verify_online(
     limit gets :class:`HolderCheckLimited` for every holder check on the certificate, right or wrong,
     so the refusal tells nothing about the number.
     """
-    checks = ["format", "signature"]
+    checks = ["format"]  # only the checks that ran: a refused QR text lists "format" alone
     try:
-        certificate = crypto.verify_signature(crypto.envelope_from_qr_text(request.qr), keyring)
+        envelope = crypto.envelope_from_qr_text(request.qr)
+    except VerificationError as error:  # its detail names the problem with the text the caller sent
+        return Outcome("reject", [error.code], checks, None, None, False, error.detail or None)
+    checks.append("signature")
+    try:
+        certificate = crypto.verify_signature(envelope, keyring)
     except VerificationError as error:
         return Outcome("reject", [error.code], checks, None, None, False)
     except SQLAlchemyError:  # the key lookup reads the database: fail closed, never a 500 or an accept

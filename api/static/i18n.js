@@ -83,6 +83,7 @@ export const STRINGS = {
     "reason.issuer_not_authorized": "发证机关无权签发此类证书",
     "reason.operation_not_covered": "证书不包含所选作业：{purpose}",
     "reason.holder_mismatch": "身份证号与持证人不符",
+    "reason.no_qr_code": "图片中没有找到二维码：未核验任何内容",
   },
   en: {
     "app.title": "Work-safety certificate check",
@@ -163,6 +164,7 @@ export const STRINGS = {
     "reason.issuer_not_authorized": "The issuer is not authorized for this certificate",
     "reason.operation_not_covered": "The certificate does not cover the selected work: {purpose}",
     "reason.holder_mismatch": "The ID number does not match the holder",
+    "reason.no_qr_code": "No QR code found in the image: nothing was checked",
   },
 };
 

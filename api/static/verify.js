@@ -6,7 +6,8 @@
 // Signatures are checked with WebCrypto: ES256 always, EdDSA where the browser has Ed25519.
 
 import { CborFloat, CborMap, VerifyError, decodeStrict, malformed } from "./cbor.js";
-import { codePoints, envelopeFromQrText, pyStrip } from "./digits.js";
+import { codePoints, envelopeFromQrText } from "./digits.js";
+import { NAME_CHAR_RANGES } from "./name-chars.js";
 
 export { VerifyError } from "./cbor.js";
 
@@ -29,8 +30,12 @@ const CERT_REQUIRED = [1, 2, 3];
 const MAX_UINT32 = 2 ** 32 - 1;
 const ISSUER_PATTERN = /^[A-Z0-9][A-Z0-9-]{0,15}$/;
 const MASKED_ID_PATTERN = /^[0-9]{7}[0-9X]$/;
-// Python's str.isprintable() is false for categories Cc Cf Cs Co Cn Zl Zp and Zs except the space.
-const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]|(?! )\p{Zs}/u;
+// The holder-name rule (crypto.envelope._name_problem): words of letters, marks and the middle dots
+// U+00B7 and U+30FB from the pinned table of name-chars.js, single spaces between them, NFC.
+const hex = (code) => code.toString(16);
+const NAME_CHAR = `[${NAME_CHAR_RANGES.map(([a, b]) => (a === b ? `\\u{${hex(a)}}` : `\\u{${hex(a)}}-\\u{${hex(b)}}`)).join("")}\\u{b7}\\u{30fb}]`;
+const NAME_PATTERN = new RegExp(`^${NAME_CHAR}+(?: ${NAME_CHAR}+)*$`, "u");
+const NAME_CHAR_PATTERN = new RegExp(`^(?:${NAME_CHAR}| )$`, "u");
 const SIGNATURE1_PREFIX = [0x84, 0x6a, ...new TextEncoder().encode("Signature1")];
 
 export const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -149,10 +154,24 @@ export const isHighS = (signature) => BigInt(`0x${toHex(signature.subarray(32))}
 
 const isUint = (value, maximum) => typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= maximum;
 
-function validName(name) {
+/** Why ``name`` breaks the holder-name rule, or null: the same messages as crypto.envelope._name_problem. */
+export function nameProblem(name) {
   const length = codePoints(name);
-  return length > 0 && length <= 32 && !NOT_PRINTABLE.test(name) && pyStrip(name) === name && name.normalize("NFC") === name;
+  if (length < 1 || length > 32) return "holder name must have 1-32 characters";
+  if (!NAME_PATTERN.test(name)) {
+    for (const char of name) {
+      if (!NAME_CHAR_PATTERN.test(char)) {
+        const code = char.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+        return `holder name: U+${code} is not allowed (only letters, marks, the middle dots U+00B7 and U+30FB, and spaces)`;
+      }
+    }
+    return "holder name: a space must stand alone between two words (none leading, trailing or doubled)";
+  }
+  if (name.normalize("NFC") !== name) return "holder name is not in Unicode NFC";
+  return null;
 }
+
+const validName = (name) => nameProblem(name) === null;
 
 /** Read the CWT claims map, which must follow the profile exactly (crypto.envelope.decode_claims). */
 export function claimsFromCbor(claims) {

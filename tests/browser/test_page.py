@@ -41,6 +41,17 @@ def test_valid_certificate_accepted_online(phone: Page, certificates: Certificat
     screenshot(phone, "verdict-accept", doc_name="verdict-accept.png")
 
 
+def test_wechat_rewritten_url_accepted_online(phone: Page, certificates: Certificates):
+    """The link as WeChat opens it, with ?from=singlemessage&isappinstalled=0 before the fragment, is accepted."""
+    base, _, digits = certificates.valid.partition("#")
+    phone.goto(f"{base}?from=singlemessage&isappinstalled=0#{digits}")
+
+    result = settled(phone)
+
+    assert result == {"verdict": "accept", "source": "online", "panel": "panel accept"}
+    assert phone.text_content("#holder-name") == certificates.holder_name
+
+
 def test_revoked_certificate_rejected_with_reason(
     phone: Page, certificates: Certificates, screenshot: Callable[..., Path]
 ):

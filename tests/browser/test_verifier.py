@@ -23,7 +23,7 @@ from test_forgeries import FORGERIES, header, sig_structure, sign1
 
 import crypto
 from api.keyring import public_jwk
-from crypto import _cbor
+from crypto import _cbor, _name_chars
 from schemas.api import REASON_CODES
 
 from .conftest import AppServer
@@ -253,3 +253,54 @@ def test_offline_reasons(verifier_page: Page, name: str):
     )
 
     assert found == expected
+
+
+URL_CASES = json.loads((VECTOR_DIR.parent / "url-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", URL_CASES, ids=[case["name"] for case in URL_CASES])
+def test_js_url_rule(verifier_page: Page, case: dict[str, Any]):
+    """The page's digits.js gets each case of the shared URL table exactly as crypto.qrtext does."""
+    text = case["text"]
+
+    outcome = verifier_page.evaluate(
+        """async (text) => {
+             const digits = await import('/static/digits.js');
+             try {
+               const bytes = digits.envelopeFromQrText(text);
+               return [null, null, Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')];
+             } catch (error) {
+               if (!error.code) throw error;
+               return [error.code, error.message, null];
+             }
+           }""",
+        text,
+    )
+
+    assert outcome == [case["code"], case["message"], case["envelope_hex"]]
+
+
+NAME_CASES = json.loads((VECTOR_DIR.parent / "name-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+@pytest.mark.parametrize("case", NAME_CASES, ids=[case["why"] for case in NAME_CASES])
+def test_js_holder_name_rule(verifier_page: Page, case: dict[str, Any]):
+    """The page's verify.js judges each name of the shared table exactly as crypto does, with the same message."""
+    name = case["name"]
+
+    message = verifier_page.evaluate(
+        "async (name) => (await import('/static/verify.js')).nameProblem(name)",
+        name,
+    )
+
+    assert message == case["message"]
+
+
+def test_js_name_table_is_the_python_table(verifier_page: Page):
+    """name-chars.js holds the same pinned ranges and Unicode version as crypto/_name_chars.py."""
+    table = verifier_page.evaluate(
+        "async () => { const t = await import('/static/name-chars.js'); "
+        "return [t.UNICODE_VERSION, t.NAME_CHAR_RANGES]; }"
+    )
+
+    assert table == [_name_chars.UNICODE_VERSION, [list(pair) for pair in _name_chars.NAME_CHAR_RANGES]]
