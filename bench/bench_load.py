@@ -49,6 +49,7 @@ from tests.concurrency.harness import (  # noqa: E402
     fire,
     fire_together,
     fire_while_sampling,
+    holder_name_for,
     id_number,
     percentile,
     poll_until,
@@ -165,7 +166,7 @@ def measure_burst(
             Call(
                 "POST",
                 f"{deployment.url(n)}/v1/certificates",
-                json=certificate_body(id_number(), name=f"工人{n}"),
+                json=certificate_body(id_number(), name=holder_name_for(n)),
                 headers=issuer,
                 label="issue",
             )

@@ -102,8 +102,9 @@ def small_jpeg() -> bytes:
 def issuance_body(photo: bytes, n: int) -> bytes:
     """An issuance request for the demo issuer carrying ``photo`` (built as bytes: it is megabytes long)."""
     today = datetime.now(CST).date().isoformat()
+    name = "张伟" + "零一二三四五六七八九"[n % 10]  # names are letters only
     head = (
-        f'{{"holder_name": "张伟{n}", "holder_id_number": "{admin.demo_id_number("19900307", "123")}", '
+        f'{{"holder_name": "{name}", "holder_id_number": "{admin.demo_id_number("19900307", "123")}", '
         f'"operation": "2.1", "issue_date": "{today}", "photo_base64": "'
     )
     return head.encode() + base64.b64encode(photo) + b'"}'

@@ -428,6 +428,11 @@ def issuer_body(code: str, operations: Sequence[str] = ("2.1",)) -> dict[str, An
     return {"code": code, "name": f"{code} 应急管理厅", "region": "广东省", "operations": list(operations)}
 
 
+def holder_name_for(n: int) -> str:
+    """A distinct valid holder name for ``n`` (names are letters only: digits spelt as Chinese numerals)."""
+    return "工人" + "".join("零一二三四五六七八九"[int(digit)] for digit in str(n))
+
+
 def certificate_body(holder_id_number: str, *, name: str = "张伟", operation: str = "2.1") -> dict[str, Any]:
     """A valid POST /v1/certificates body, issued today."""
     return {

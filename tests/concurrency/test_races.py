@@ -21,6 +21,7 @@ from .harness import (
     certificate_body,
     describe,
     fire_together,
+    holder_name_for,
     id_number,
     issuer_body,
     race_rounds,
@@ -261,7 +262,7 @@ def test_burst_of_200_issuances_all_succeed(
         Call(
             "POST",
             f"{deployment.url(n)}/v1/certificates",
-            json=certificate_body(id_number(), name=f"工人{n}"),
+            json=certificate_body(id_number(), name=holder_name_for(n)),
             headers=issuer_headers,
             label="issue",
         )
