@@ -323,7 +323,7 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
 
     from .admin import DEMO_ISSUER_API_KEY
     from .models import Certificate
-    from .routers.certificates import qr_text_of
+    from .services.issuance import qr_text_of
     from .settings import DEMO_SECRETS
 
     base = rt.settings.public_base_url.rstrip("/")
@@ -691,7 +691,6 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
     from schemas.api import CertificateCreate
 
-    from .routers.certificates import qr_text_of
     from .services import issuance
 
     id_number = sys.stdin.readline().strip() if args.id_number == "-" else args.id_number
@@ -718,7 +717,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             catalogue=rt.catalogue,
             now=datetime.now(CST),
         )
-        return qr_text_of(certificate, rt.settings)
+        return issuance.qr_text_of(certificate, rt.settings)
 
     return _admin_task(args, task)
 

@@ -288,3 +288,10 @@ def record_review(
         raise InvalidTransition("a revoked certificate cannot be reviewed")
     session.add(StatusEvent(certificate_id=certificate.id, action="reviewed", reason=note, actor=actor))
     return certificate
+
+
+def qr_text_of(certificate: Certificate, settings: Settings) -> str:
+    """The QR text of a stored certificate under this deployment's public base URL."""
+    return crypto.encode_qr_text(
+        certificate.envelope, settings.public_base_url, allow_insecure_localhost=settings.allow_insecure_localhost
+    )
