@@ -514,7 +514,6 @@ def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str], *, re
     from sqlmodel import Session
 
     from .db import read_transaction, write_transaction
-    from .errors import ApiError
     from .services.errors import ServiceError
 
     settings = _service_settings(args)
@@ -523,7 +522,7 @@ def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str], *, re
         try:
             with transaction(session):
                 output = task(rt, session)
-        except (ApiError, ServiceError) as exc:
+        except ServiceError as exc:
             raise UsageError(f"{exc.code}: {exc.message}") from None
     print(output)
     return EXIT_OK
