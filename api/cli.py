@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import crypto
 from crypto import CST, CertsealError, Operation, VerificationError
@@ -26,7 +26,6 @@ from schemas.idnumber import InvalidIdNumber, normalize_id_number
 EXIT_OK = 0
 EXIT_REJECT = 1
 EXIT_USAGE = 2
-VALIDITY_YEARS = 6
 
 
 class UsageError(Exception):
@@ -52,7 +51,25 @@ def _date_field(data: dict[str, Any], name: str, *, required: bool = False) -> d
         raise UsageError(f"claims: {name} must be a date YYYY-MM-DD") from None
 
 
-def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.CertificateClaims:
+def _validity_years() -> int:
+    """The default validity in years: ``CERTSEAL_VALIDITY_YEARS``, checked by the service's own setting rule."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .settings import Settings
+
+    field = Settings.model_fields["validity_years"]
+    raw = os.environ.get("CERTSEAL_VALIDITY_YEARS")
+    if raw is None:
+        return int(field.default)
+    try:
+        years: int = TypeAdapter(Annotated[(int, *field.metadata)]).validate_python(raw.strip(), strict=False)
+    except ValidationError as exc:
+        problem = exc.errors(include_input=False, include_url=False)[0]["msg"]
+        raise UsageError(f"CERTSEAL_VALIDITY_YEARS: {problem}") from None
+    return years
+
+
+def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: int) -> crypto.CertificateClaims:
     """Build certificate claims from the CLAIMS.json shape documented in the README."""
     if not isinstance(data, dict) or not isinstance(data.get("holder"), dict):
         raise UsageError("claims: expected an object with a 'holder' object")
@@ -81,7 +98,7 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
     valid_from = _date_field(data, "valid_from", required=True)
     assert valid_from is not None
     try:
-        valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, VALIDITY_YEARS)
+        valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, validity_years)
     except (ValueError, OverflowError):
         raise UsageError("claims: valid_from is too late for a default valid_until") from None
     serial = data.get("serial")
@@ -200,7 +217,9 @@ def cmd_pubkey(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     """Sign the claims file and print the QR text; optionally write PNG and SVG."""
     key = _load_key(args.key)
-    claims = claims_from_json(_read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent)
+    claims = claims_from_json(
+        _read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent, validity_years=_validity_years()
+    )
     try:
         text = crypto.encode_qr_text(
             crypto.sign_certificate(claims, key), args.base_url, allow_insecure_localhost=args.allow_localhost
