@@ -287,7 +287,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _service_settings(args: argparse.Namespace) -> Any:
-    from .admin import SettingsError, load_settings
+    from .runtime import load_settings
+    from .settings import SettingsError
 
     overrides: dict[str, object] = {}
     if getattr(args, "database", None):
@@ -310,7 +311,7 @@ def _open_runtime(settings: Any) -> Iterator[Any]:
     """Open the runtime; a missing secret, undecryptable key or unreachable database is a usage error."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from .admin import runtime
+    from .runtime import runtime
 
     try:
         with runtime(settings) as rt:
@@ -340,10 +341,9 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     """Print the demo secrets and, for each demo certificate, its QR URL, QR image link and a curl line."""
     from sqlmodel import Session
 
-    from .admin import DEMO_ISSUER_API_KEY
     from .models import Certificate
     from .services.issuance import qr_text_of
-    from .settings import DEMO_SECRETS
+    from .settings import DEMO_ISSUER_API_KEY, DEMO_SECRETS
 
     base = rt.settings.public_base_url.rstrip("/")
     print("certseal demo — published demo secrets, never use them in production")
@@ -385,7 +385,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from .admin import seed_demo
+    from .demo import seed_demo
     from .main import create_app
     from .settings import DEMO_SECRETS
 
@@ -427,7 +427,8 @@ def _database_settings(args: argparse.Namespace) -> Any:
     Loaded as the other admin commands load them, but in the lenient demo mode: a migration needs no
     secret and no public base URL, so their absence or checks must not stop it.
     """
-    from .admin import SettingsError, load_settings
+    from .runtime import load_settings
+    from .settings import SettingsError
 
     overrides: dict[str, object] = {"database_url": args.database} if args.database else {}
     try:

@@ -36,7 +36,7 @@ import httpx  # noqa: E402 -- after the path setup
 from benchlib import start_demo_server  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from api import admin  # noqa: E402
+from api import demo  # noqa: E402
 from api.settings import DEMO_ISSUER_API_KEY  # noqa: E402
 from crypto import CST  # noqa: E402
 
@@ -103,7 +103,7 @@ def issuance_body(photo: bytes, n: int) -> bytes:
     """An issuance request for the demo issuer carrying ``photo`` (built as bytes: it is megabytes long)."""
     today = datetime.now(CST).date().isoformat()
     head = (
-        f'{{"holder_name": "张伟{n}", "holder_id_number": "{admin.demo_id_number("19900307", "123")}", '
+        f'{{"holder_name": "张伟{n}", "holder_id_number": "{demo.demo_id_number("19900307", "123")}", '
         f'"operation": "2.1", "issue_date": "{today}", "photo_base64": "'
     )
     return head.encode() + base64.b64encode(photo) + b'"}'
