@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import crypto
 from crypto import CST, CertsealError, Operation, VerificationError
@@ -26,7 +26,6 @@ from schemas.idnumber import InvalidIdNumber, normalize_id_number
 EXIT_OK = 0
 EXIT_REJECT = 1
 EXIT_USAGE = 2
-VALIDITY_YEARS = 6
 
 
 class UsageError(Exception):
@@ -52,7 +51,25 @@ def _date_field(data: dict[str, Any], name: str, *, required: bool = False) -> d
         raise UsageError(f"claims: {name} must be a date YYYY-MM-DD") from None
 
 
-def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.CertificateClaims:
+def _validity_years() -> int:
+    """The default validity in years: ``CERTSEAL_VALIDITY_YEARS``, checked by the service's own setting rule."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .settings import Settings
+
+    field = Settings.model_fields["validity_years"]
+    raw = os.environ.get("CERTSEAL_VALIDITY_YEARS")
+    if raw is None:
+        return int(field.default)
+    try:
+        years: int = TypeAdapter(Annotated[(int, *field.metadata)]).validate_python(raw.strip(), strict=False)
+    except ValidationError as exc:
+        problem = exc.errors(include_input=False, include_url=False)[0]["msg"]
+        raise UsageError(f"CERTSEAL_VALIDITY_YEARS: {problem}") from None
+    return years
+
+
+def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: int) -> crypto.CertificateClaims:
     """Build certificate claims from the CLAIMS.json shape documented in the README."""
     if not isinstance(data, dict) or not isinstance(data.get("holder"), dict):
         raise UsageError("claims: expected an object with a 'holder' object")
@@ -81,7 +98,7 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
     valid_from = _date_field(data, "valid_from", required=True)
     assert valid_from is not None
     try:
-        valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, VALIDITY_YEARS)
+        valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, validity_years)
     except (ValueError, OverflowError):
         raise UsageError("claims: valid_from is too late for a default valid_until") from None
     serial = data.get("serial")
@@ -200,7 +217,9 @@ def cmd_pubkey(args: argparse.Namespace) -> int:
 def cmd_sign(args: argparse.Namespace) -> int:
     """Sign the claims file and print the QR text; optionally write PNG and SVG."""
     key = _load_key(args.key)
-    claims = claims_from_json(_read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent)
+    claims = claims_from_json(
+        _read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent, validity_years=_validity_years()
+    )
     try:
         text = crypto.encode_qr_text(
             crypto.sign_certificate(claims, key), args.base_url, allow_insecure_localhost=args.allow_localhost
@@ -268,7 +287,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _service_settings(args: argparse.Namespace) -> Any:
-    from .admin import SettingsError, load_settings
+    from .runtime import load_settings
+    from .settings import SettingsError
 
     overrides: dict[str, object] = {}
     if getattr(args, "database", None):
@@ -291,7 +311,7 @@ def _open_runtime(settings: Any) -> Iterator[Any]:
     """Open the runtime; a missing secret, undecryptable key or unreachable database is a usage error."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from .admin import runtime
+    from .runtime import runtime
 
     try:
         with runtime(settings) as rt:
@@ -321,10 +341,9 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     """Print the demo secrets and, for each demo certificate, its QR URL, QR image link and a curl line."""
     from sqlmodel import Session
 
-    from .admin import DEMO_ISSUER_API_KEY
     from .models import Certificate
-    from .routers.certificates import qr_text_of
-    from .settings import DEMO_SECRETS
+    from .services.issuance import qr_text_of
+    from .settings import DEMO_ISSUER_API_KEY, DEMO_SECRETS
 
     base = rt.settings.public_base_url.rstrip("/")
     print("certseal demo — published demo secrets, never use them in production")
@@ -366,7 +385,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from .admin import seed_demo
+    from .demo import seed_demo
     from .main import create_app
     from .settings import DEMO_SECRETS
 
@@ -408,7 +427,8 @@ def _database_settings(args: argparse.Namespace) -> Any:
     Loaded as the other admin commands load them, but in the lenient demo mode: a migration needs no
     secret and no public base URL, so their absence or checks must not stop it.
     """
-    from .admin import SettingsError, load_settings
+    from .runtime import load_settings
+    from .settings import SettingsError
 
     overrides: dict[str, object] = {"database_url": args.database} if args.database else {}
     try:
@@ -514,7 +534,6 @@ def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str], *, re
     from sqlmodel import Session
 
     from .db import read_transaction, write_transaction
-    from .errors import ApiError
     from .services.errors import ServiceError
 
     settings = _service_settings(args)
@@ -523,7 +542,7 @@ def _admin_task(args: argparse.Namespace, task: Callable[[Any, Any], str], *, re
         try:
             with transaction(session):
                 output = task(rt, session)
-        except (ApiError, ServiceError) as exc:
+        except ServiceError as exc:
             raise UsageError(f"{exc.code}: {exc.message}") from None
     print(output)
     return EXIT_OK
@@ -691,7 +710,6 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
     from schemas.api import CertificateCreate
 
-    from .routers.certificates import qr_text_of
     from .services import issuance
 
     id_number = sys.stdin.readline().strip() if args.id_number == "-" else args.id_number
@@ -718,7 +736,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             catalogue=rt.catalogue,
             now=datetime.now(CST),
         )
-        return qr_text_of(certificate, rt.settings)
+        return issuance.qr_text_of(certificate, rt.settings)
 
     return _admin_task(args, task)
 

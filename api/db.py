@@ -46,11 +46,6 @@ class DatabaseLimits:
     sqlite_busy_timeout_ms: int = 5000
 
 
-def is_sqlite(engine: Engine) -> bool:
-    """True for SQLite, whose locking and transaction start differ from PostgreSQL's."""
-    return engine.dialect.name == "sqlite"
-
-
 def postgres_connect_args(limits: DatabaseLimits) -> dict[str, Any]:
     """libpq parameters that bound connecting, every statement, every lock wait and a dead link."""
     keepalive_idle = max(1, limits.tcp_user_timeout_ms // 2000)

@@ -21,6 +21,7 @@ from schemas.api import ErrorResponse, Strict
 from .services.errors import (
     Busy,
     Conflict,
+    Forbidden,
     InvalidPhoto,
     Limited,
     NotFound,
@@ -131,6 +132,7 @@ _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (InvalidPhoto, 422),
     (PhotoTooManyPixels, 422),
     (NotFound, 404),
+    (Forbidden, 403),
     (Unprocessable, 422),
 )
 # The database did not answer in time, or the connection broke: the caller may retry (never a 500).

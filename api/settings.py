@@ -55,7 +55,6 @@ DEMO_ISSUER_API_KEY_PREFIX = DEMO_ISSUER_API_KEY.split("_")[1]
 PUBLISHED_DEMO_TOKENS = frozenset({*DEMO_SECRETS.values(), DEMO_ISSUER_API_KEY})
 # Every secret setting; each may instead be read from the file named by CERTSEAL_<NAME>_FILE.
 SECRET_SETTINGS = (*DEMO_SECRETS, "id_hmac_previous_keys")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):

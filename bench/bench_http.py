@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 from benchlib import free_port, parse_wrk  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402 -- after the path setup
 
-from api.admin import demo_id_number, load_settings, runtime, seed_demo  # noqa: E402
 from api.db import make_engine  # noqa: E402
+from api.demo import demo_id_number, seed_demo  # noqa: E402
 from api.migrate import upgrade  # noqa: E402
 from api.models import Issuer  # noqa: E402
-from api.routers.certificates import qr_text_of  # noqa: E402
+from api.runtime import load_settings, runtime  # noqa: E402
 from api.services import issuance  # noqa: E402
 from crypto import CST  # noqa: E402
 from schemas.api import CertificateCreate  # noqa: E402
@@ -61,7 +61,7 @@ def seed(database_url: str, base_url: str, count: int) -> list[str]:
             certificate = issuance.issue_certificate(
                 session, rt.keyring, issuer=issuer, request=request, settings=settings, catalogue=rt.catalogue, now=now
             )
-            texts.append(qr_text_of(certificate, settings))
+            texts.append(issuance.qr_text_of(certificate, settings))
         session.commit()
     return texts
 

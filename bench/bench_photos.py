@@ -36,7 +36,7 @@ import httpx  # noqa: E402 -- after the path setup
 from benchlib import start_demo_server  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from api import admin  # noqa: E402
+from api import demo  # noqa: E402
 from api.settings import DEMO_ISSUER_API_KEY  # noqa: E402
 from crypto import CST  # noqa: E402
 
@@ -104,7 +104,7 @@ def issuance_body(photo: bytes, n: int) -> bytes:
     today = datetime.now(CST).date().isoformat()
     name = "张伟" + "零一二三四五六七八九"[n % 10]  # names are letters only
     head = (
-        f'{{"holder_name": "{name}", "holder_id_number": "{admin.demo_id_number("19900307", "123")}", '
+        f'{{"holder_name": "{name}", "holder_id_number": "{demo.demo_id_number("19900307", "123")}", '
         f'"operation": "2.1", "issue_date": "{today}", "photo_base64": "'
     )
     return head.encode() + base64.b64encode(photo) + b'"}'

@@ -9,7 +9,6 @@ their own, faster reader (``crypto.envelope.decode_claims``), which the tests ho
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import cbor2
@@ -20,7 +19,7 @@ from .errors import Malformed
 MAX_ENVELOPE_BYTES = 4096
 # ArithmeticError: cbor2's decimal-fraction and bigfloat tags (4, 5) raise decimal.InvalidOperation or
 # decimal.Overflow for huge exponents, and these can sit in a protected header, parsed before the signature.
-_DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, ArithmeticError, RecursionError, MemoryError)
+DECODE_ERRORS = (cbor2.CBORDecodeError, ValueError, TypeError, ArithmeticError, RecursionError, MemoryError)
 
 
 def dumps(value: Any) -> bytes:
@@ -51,20 +50,6 @@ def bstr_head(length: int) -> bytes:
     return b"\x5a" + length.to_bytes(4, "big")
 
 
-def loads_lenient(data: bytes) -> Any:
-    """Decode one CBOR item as a general RFC 9052 verifier may: any valid encoding, nothing after it."""
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise Malformed(f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
-    stream = io.BytesIO(data)
-    try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except _DECODE_ERRORS as exc:
-        raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
-    if stream.tell() != len(data):
-        raise Malformed("trailing bytes after CBOR item")
-    return value
-
-
 def loads_strict(data: bytes) -> Any:
     """Decode one CBOR item that must be in deterministic encoding with nothing after it."""
     if len(data) > MAX_ENVELOPE_BYTES:
@@ -74,7 +59,7 @@ def loads_strict(data: bytes) -> Any:
         # Re-encoding keeps map order, so equality proves shortest-form heads, definite lengths,
         # no duplicate keys (they would collapse) and no trailing bytes; key order is checked after.
         reencoded = cbor2.dumps(value)
-    except (*_DECODE_ERRORS, cbor2.CBOREncodeError) as exc:
+    except (*DECODE_ERRORS, cbor2.CBOREncodeError) as exc:
         raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
     if reencoded != data or not _keys_in_order(value):
         raise Malformed("CBOR is not in deterministic encoding, has duplicate keys or trailing bytes")

@@ -8,6 +8,7 @@ certseal profile (``crypto.envelope``) adds its strict rules on top.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -94,7 +95,7 @@ def from_cbor_value(value: Any) -> Sign1Message:
     ):
         raise Malformed("COSE_Sign1 element types (detached payloads are not supported)")
     if protected_bytes:
-        protected = _cbor.loads_lenient(protected_bytes)
+        protected = _loads_lenient(protected_bytes)
         if not isinstance(protected, dict):
             raise Malformed("protected header is not a map")
     else:
@@ -104,9 +105,23 @@ def from_cbor_value(value: Any) -> Sign1Message:
     return Sign1Message(protected_bytes, protected, unprotected, payload, signature, tuple(tags))
 
 
+def _loads_lenient(data: bytes) -> Any:
+    """Decode one CBOR item as a general RFC 9052 verifier may: any valid encoding, nothing after it."""
+    if len(data) > _cbor.MAX_ENVELOPE_BYTES:
+        raise Malformed(f"{len(data)} bytes exceeds {_cbor.MAX_ENVELOPE_BYTES}")
+    stream = io.BytesIO(data)
+    try:
+        value = cbor2.CBORDecoder(stream).decode()
+    except _cbor.DECODE_ERRORS as exc:
+        raise Malformed(f"CBOR decode: {type(exc).__name__}") from None
+    if stream.tell() != len(data):
+        raise Malformed("trailing bytes after CBOR item")
+    return value
+
+
 def decode(data: bytes) -> Sign1Message:
     """Decode a COSE_Sign1 as a general RFC 9052 verifier does."""
-    return from_cbor_value(_cbor.loads_lenient(bytes(data)))
+    return from_cbor_value(_loads_lenient(bytes(data)))
 
 
 def verify(message: Sign1Message, keys: KeyLookup, *, external_aad: bytes = b"") -> TrustedKey:

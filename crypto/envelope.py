@@ -497,7 +497,6 @@ def sign_certificate(claims: CertificateClaims, key: SigningKey) -> bytes:
 
 _PROFILE_HEAD = b"\xd2\x84"  # tag 18 (COSE_Sign1), array of 4
 _EMPTY_MAP = 0xA0
-_SIG_STRUCTURE_HEAD = b"\x84\x6aSignature1"  # ["Signature1", ... : array(4), text(10)
 # Deterministic protected header {1: alg, 4: kid} for a one-byte alg (ES256 -7, EdDSA -8) and 8-byte kid.
 _PROTECTED_PREFIX = b"\xa2\x01"
 _PROTECTED_KID = b"\x04\x48"
@@ -506,9 +505,7 @@ _PROTECTED_KID = b"\x04\x48"
 def _parse_envelope(data: bytes) -> tuple[object, object, bytes, bytes, bytes]:
     """Parse the only shape the profile allows: ``18([bstr protected, {}, bstr payload, bstr signature])``.
 
-    Returns ``alg``, ``kid``, the payload, the signature and the Sig_structure to verify. The
-    Sig_structure reuses the envelope's own (shortest-form, hence deterministic) byte-string
-    encodings of the protected header and the payload instead of encoding them again.
+    Returns ``alg``, ``kid``, the payload, the signature and the Sig_structure to verify.
     """
     if len(data) > _cbor.MAX_ENVELOPE_BYTES or data[:2] != _PROFILE_HEAD:
         raise Malformed("not a tagged COSE_Sign1 of at most 4096 bytes")
@@ -523,7 +520,7 @@ def _parse_envelope(data: bytes) -> tuple[object, object, bytes, bytes, bytes]:
     if pos != len(data):
         raise Malformed("trailing bytes after COSE_Sign1")
     alg, kid = _protected_header(protected_bytes)
-    signed = b"".join((_SIG_STRUCTURE_HEAD, data[2:protected_end], b"\x40", data[protected_end + 1 : payload_end]))
+    signed = cose.sig_structure(protected_bytes, b"", payload)
     return alg, kid, payload, signature, signed
 
 

@@ -20,7 +20,6 @@ ERROR_LEVELS = {
 # Q restores 25% damaged modules: scratched, creased and dirty cards still scan.
 DEFAULT_ERROR_LEVEL = "Q"
 QUIET_ZONE = 4  # modules of white border the QR standard requires
-MAX_QR_VERSION = 40
 
 
 @dataclass(frozen=True, slots=True)

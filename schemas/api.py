@@ -90,27 +90,6 @@ class IssuerOut(BaseModel):
     keys: list[SigningKeyOut]
 
 
-class ApiKeyCreate(Strict):
-    """A label for a new API key."""
-
-    label: str = Field(default="", max_length=200)
-
-
-class ApiKeyOut(BaseModel):
-    """A new API key: the token is shown this once and never again."""
-
-    id: str
-    token: str = Field(examples=["cs_1a2b3c4d5e6f_..."])
-    scope: Literal["issuer", "app"]
-    issuer: str | None
-
-
-class AppKeyCreate(Strict):
-    """A third-party app that calls the verify API with higher limits."""
-
-    label: str = Field(min_length=1, max_length=200, examples=["site-safety-platform"])
-
-
 class KeyRevoke(Strict):
     """Why a signing key is revoked (e.g. compromise)."""
 

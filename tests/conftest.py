@@ -637,7 +637,8 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 @pytest.fixture
 def seed_demo_data() -> Callable[[Settings], list[Any]]:
     """Return a function seeding the demo data set (as ``serve --demo`` does) into the settings' database."""
-    from api.admin import runtime, seed_demo
+    from api.demo import seed_demo
+    from api.runtime import runtime
 
     def seed(settings: Settings) -> list[Any]:
         with runtime(settings) as rt:

@@ -436,6 +436,55 @@ def test_sign_output_problems_are_usage_errors(es256, tmp_path, args, message):
     assert message in result.stderr
 
 
+def test_sign_reads_the_validity_setting(es256, tmp_path):
+    """Without valid_until, ``sign`` makes the certificate valid for CERTSEAL_VALIDITY_YEARS years."""
+    write_claims(tmp_path, "claims.json", valid_until=None)
+    env = clean_env(CERTSEAL_KEY_PASSPHRASE=PASSPHRASE, CERTSEAL_VALIDITY_YEARS="3")
+
+    signed = certseal(
+        "sign",
+        "--key",
+        str(es256.key),
+        "--issuer",
+        "CN-44",
+        "--claims",
+        "claims.json",
+        "--base-url",
+        BASE_URL,
+        cwd=tmp_path,
+        env=env,
+    )
+    verified = certseal("verify", "--trust", str(es256.public), signed.stdout.strip(), "--at", INSIDE, cwd=tmp_path)
+
+    assert signed.returncode == 0
+    assert verdict_of(verified)["certificate"]["valid_until"] == "2029-01-04"
+
+
+@pytest.mark.parametrize("value", ["0", "21", "six"])
+def test_sign_refuses_a_bad_validity_setting(es256, tmp_path, value):
+    """A CERTSEAL_VALIDITY_YEARS outside the service's rule (1 to 20 years) is exit 2 naming the variable."""
+    write_claims(tmp_path, "claims.json", valid_until=None)
+    env = clean_env(CERTSEAL_KEY_PASSPHRASE=PASSPHRASE, CERTSEAL_VALIDITY_YEARS=value)
+
+    result = certseal(
+        "sign",
+        "--key",
+        str(es256.key),
+        "--issuer",
+        "CN-44",
+        "--claims",
+        "claims.json",
+        "--base-url",
+        BASE_URL,
+        cwd=tmp_path,
+        env=env,
+    )
+
+    assert result.returncode == 2
+    assert "CERTSEAL_VALIDITY_YEARS" in result.stderr
+    assert result.stdout == ""
+
+
 # ---------------------------------------------------------------------------------------------------
 # verify
 # ---------------------------------------------------------------------------------------------------

@@ -22,13 +22,14 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api import migrate
-from api.admin import DEMO_ISSUER_API_KEY, runtime, seed_demo
 from api.db import make_engine
+from api.demo import seed_demo
 from api.deployment import DemoDataPresent, DemoIssuerConflict, purge_demo_data, require_no_demo_data
 from api.main import create_app
 from api.models import ApiKey
+from api.runtime import runtime
 from api.security import hash_api_key
-from api.settings import DEMO_ISSUER_API_KEY_PREFIX, DEMO_SECRETS
+from api.settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX, DEMO_SECRETS
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-7b6b110.sqlite"
 PURGE_HINT = "certseal demo purge"

@@ -5,7 +5,8 @@
 
     git worktree add --detach /tmp/cs-old 7b6b110
     cd /tmp/cs-old && PYTHONPATH=/tmp/cs-old python3 -c "
-    from api.admin import load_settings, runtime, seed_demo
+    from api.demo import seed_demo
+    from api.runtime import load_settings, runtime
     settings = load_settings(demo=True, database_url='sqlite:////tmp/legacy.sqlite')
     with runtime(settings) as rt:  # create_tables(), then the demo issuer CN-44 and its 4 certificates
         seed_demo(rt)"

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.admin import load_settings
 from api.main import create_app
+from api.runtime import load_settings
 from api.settings import (
     DEMO_ISSUER_API_KEY,
     DEMO_SECRETS,

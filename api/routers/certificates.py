@@ -63,13 +63,6 @@ router = APIRouter(
 QR_CACHE = "public, max-age=31536000, immutable"  # an id's credential never changes
 
 
-def qr_text_of(certificate: Certificate, settings: Settings) -> str:
-    """The QR text of a stored certificate under this deployment's public base URL."""
-    return crypto.encode_qr_text(
-        certificate.envelope, settings.public_base_url, allow_insecure_localhost=settings.allow_insecure_localhost
-    )
-
-
 def certificate_out(
     certificate: Certificate, issuer: Issuer, settings: Settings, catalogue: Catalogue
 ) -> CertificateOut:
@@ -92,7 +85,7 @@ def certificate_out(
         review_due=certificate.review_due,
         has_photo=certificate.photo is not None,
         status_index=certificate.status_index,
-        qr_text=qr_text_of(certificate, settings),
+        qr_text=issuance.qr_text_of(certificate, settings),
         links={"self": base, "qr_png": f"{base}/qr.png", "qr_svg": f"{base}/qr.svg", "photo": f"{base}/photo"},
         created_at=certificate.created_at,
     )
@@ -308,7 +301,7 @@ def _qr_image(session: Session, settings: Settings, *, certificate_id: str, kind
         return cached
 
     def render() -> bytes:
-        symbol = crypto.make_symbol(qr_text_of(_public_certificate(session, certificate_id), settings))
+        symbol = crypto.make_symbol(issuance.qr_text_of(_public_certificate(session, certificate_id), settings))
         return crypto.render_png(symbol, scale=scale) if kind == "png" else crypto.render_svg(symbol).encode()
 
     return qr_images.get_or_render(key, render)

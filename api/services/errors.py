@@ -147,11 +147,60 @@ class ApiKeyRevoked(Conflict):
     message = "the API key is revoked"
 
 
+class Forbidden(ServiceError):
+    """The caller is known but may not do this."""
+
+    code = "forbidden"
+    message = "this is not allowed for the caller"
+
+
+class OperationNotAllowed(Forbidden):
+    """The issuer may not certify this operation."""
+
+    code = "operation_not_allowed"
+
+
 class Unprocessable(ServiceError):
     """The request is well-formed but asks for something the rules do not allow."""
 
     code = "unprocessable"
     message = "the request cannot be carried out as given"
+
+
+class UnknownOperation(Unprocessable):
+    """An operation code is malformed or not in the catalogue."""
+
+    code = "unknown_operation"
+
+
+class InvalidIdNumberError(Unprocessable):
+    """The ID number fails its format or check-digit rule."""
+
+    code = "invalid_id_number"
+
+
+class HolderTooYoung(Unprocessable):
+    """The holder is younger than the minimum age."""
+
+    code = "holder_too_young"
+
+
+class HolderTooOld(Unprocessable):
+    """The holder is older than the maximum age."""
+
+    code = "holder_too_old"
+
+
+class InvalidDates(Unprocessable):
+    """The certificate's dates are not in a possible order (e.g. an issue date in the future)."""
+
+    code = "invalid_dates"
+
+
+class InvalidCertificate(Unprocessable):
+    """The certificate's fields are outside what the credential format can carry."""
+
+    code = "invalid_certificate"
 
 
 class InvalidExpiry(Unprocessable):

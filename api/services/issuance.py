@@ -21,12 +21,25 @@ from schemas.catalogue import Catalogue
 from schemas.dates import add_years, default_valid_until
 from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
 
-from ..errors import ApiError
 from ..keyring import Keyring
 from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
 from ..security import id_number_hmac
 from ..settings import Settings
-from .errors import CertificateNotFound, InvalidTransition, IssuerExists, IssuerNotFound, KeyNotFound, NoActiveKey
+from .errors import (
+    CertificateNotFound,
+    HolderTooOld,
+    HolderTooYoung,
+    InvalidCertificate,
+    InvalidDates,
+    InvalidIdNumberError,
+    InvalidTransition,
+    IssuerExists,
+    IssuerNotFound,
+    KeyNotFound,
+    NoActiveKey,
+    OperationNotAllowed,
+    UnknownOperation,
+)
 from .photos import clean_photo
 
 # Allowed status transitions: revoked is final.
@@ -44,9 +57,9 @@ def checked_operations(codes: list[str], catalogue: Catalogue) -> list[str]:
         try:
             operation = Operation.parse(code)
         except crypto.InvalidInput:
-            raise ApiError(422, "unknown_operation", "operation codes look like 2.1") from None
+            raise UnknownOperation("operation codes look like 2.1") from None
         if catalogue.get(operation) is None:
-            raise ApiError(422, "unknown_operation", f"operation {operation} is not in the catalogue")
+            raise UnknownOperation(f"operation {operation} is not in the catalogue")
         if str(operation) not in result:
             result.append(str(operation))
     return result
@@ -180,21 +193,21 @@ def issue_certificate(
     try:
         id_number = normalize_id_number(request.holder_id_number)
     except InvalidIdNumber as exc:
-        raise ApiError(422, "invalid_id_number", str(exc)) from None
+        raise InvalidIdNumberError(str(exc)) from None
     (operation_code,) = checked_operations([request.operation], catalogue)
     if operation_code not in issuer.operations:
-        raise ApiError(403, "operation_not_allowed", f"issuer {issuer.code} may not certify {operation_code}")
+        raise OperationNotAllowed(f"issuer {issuer.code} may not certify {operation_code}")
     age = age_on(id_number, request.issue_date)
     if age < settings.minimum_age:
-        raise ApiError(422, "holder_too_young", f"applicants must be at least {settings.minimum_age}")
+        raise HolderTooYoung(f"applicants must be at least {settings.minimum_age}")
     if age > settings.maximum_age:
-        raise ApiError(422, "holder_too_old", f"applicants must be at most {settings.maximum_age}")
+        raise HolderTooOld(f"applicants must be at most {settings.maximum_age}")
     today = now.astimezone(CST).date()
     if request.issue_date > today + timedelta(days=1):
-        raise ApiError(422, "invalid_dates", "issue date is in the future")
+        raise InvalidDates("issue date is in the future")
     valid_until = request.valid_until or default_valid_until(request.issue_date, settings.validity_years)
     if valid_until < request.issue_date:
-        raise ApiError(422, "invalid_dates", "valid_until is before the issue date")
+        raise InvalidDates("valid_until is before the issue date")
     review_due = request.review_due
     if review_due is None and settings.review_required:
         review_due = add_years(request.issue_date, settings.review_interval_years)
@@ -217,7 +230,7 @@ def issue_certificate(
             issued_at=now,
         )
     except crypto.InvalidInput as exc:
-        raise ApiError(422, "invalid_certificate", f"certificate fields are out of range ({exc.detail})") from None
+        raise InvalidCertificate(f"certificate fields are out of range ({exc.detail})") from None
     envelope = crypto.sign_certificate(claims, keyring.signing_key(key_row))
     certificate = Certificate(
         serial=claims.serial.hex(),
@@ -276,7 +289,7 @@ def record_review(
 ) -> Certificate:
     """Record a passed review: the registry's review date now wins over the signed one online."""
     if next_due <= datetime.now(CST).date():
-        raise ApiError(422, "invalid_dates", "the next review date must be in the future")
+        raise InvalidDates("the next review date must be in the future")
     changed = session.execute(
         update(Certificate)
         .where(Certificate.id == certificate.id, Certificate.status != "revoked")  # type: ignore[arg-type]
@@ -288,3 +301,10 @@ def record_review(
         raise InvalidTransition("a revoked certificate cannot be reviewed")
     session.add(StatusEvent(certificate_id=certificate.id, action="reviewed", reason=note, actor=actor))
     return certificate
+
+
+def qr_text_of(certificate: Certificate, settings: Settings) -> str:
+    """The QR text of a stored certificate under this deployment's public base URL."""
+    return crypto.encode_qr_text(
+        certificate.envelope, settings.public_base_url, allow_insecure_localhost=settings.allow_insecure_localhost
+    )

@@ -21,11 +21,10 @@ from schemas.api import VerifyRequest
 from schemas.catalogue import Catalogue
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
-from ..errors import ApiError
 from ..keyring import Keyring
 from ..security import id_number_hmac, sign_url_path
 from ..settings import Settings
-from .errors import RegistryUnavailable
+from .errors import InvalidIdNumberError, RegistryUnavailable
 from .verify_store import HolderCheckLimits, RegistryEntry, VerifyStore
 
 
@@ -209,7 +208,7 @@ def verify_online(
         try:
             id_number = normalize_id_number(request.holder_id_number)
         except InvalidIdNumber as exc:
-            raise ApiError(422, "invalid_id_number", str(exc)) from None
+            raise InvalidIdNumberError(str(exc)) from None
     entry = store.registry_entry(serial=certificate.claims.serial.hex(), kid=certificate.kid.hex())
     if entry is None:  # the key row was deleted since it was cached (e.g. demo data purged)
         keyring.forget(certificate.kid)

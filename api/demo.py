@@ -1,29 +1,24 @@
-"""Administration outside HTTP: settings loading, the demo data set, and the CLI's admin tasks."""
+"""The demo data set: the published demo issuer, its API key and four certificates (demo mode only)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pydantic import ValidationError
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from crypto import CST
 from schemas.api import CertificateCreate
-from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
 from schemas.dates import add_years
 from schemas.idnumber import check_character
 
 from .db import write_transaction
-from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data, open_checked_database
-from .keyring import Keyring
+from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data
 from .models import ApiKey, Certificate, Issuer
+from .runtime import Runtime
 from .security import hash_api_key
 from .services import issuance
-from .settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX, Settings, SettingsError
+from .settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX
 
 DEMO_ISSUER = {
     "code": "CN-44",
@@ -31,50 +26,6 @@ DEMO_ISSUER = {
     "region": "广东省",
     "operations": ["1.1", "1.2", "2.1", "2.2", "2.3", "3.1"],
 }
-
-
-def _problem(error: object) -> str:
-    """One pydantic error as "CERTSEAL_NAME: message" (a whole-model check names its variables itself)."""
-    assert isinstance(error, dict)
-    message = str(error["msg"]).removeprefix("Value error, ")
-    location = "_".join(str(part) for part in error["loc"]).upper()
-    return f"CERTSEAL_{location}: {message}" if location else message
-
-
-def load_settings(*, demo: bool, **overrides: object) -> Settings:
-    """Load settings from the environment (plus overrides) without echoing any value on error.
-
-    ``demo`` (``--demo``) and ``CERTSEAL_DEMO=true`` are the same: either fills in the published demo
-    secrets that the environment leaves unset.
-    """
-    try:
-        settings = Settings(demo=True, **overrides) if demo else Settings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise SettingsError("; ".join(map(_problem, exc.errors(include_input=False, include_url=False)))) from None
-    return settings.with_demo_secrets()
-
-
-@dataclass
-class Runtime:
-    """An engine, keyring and catalogue for work outside a request."""
-
-    settings: Settings
-    engine: Engine
-    keyring: Keyring
-    catalogue: Catalogue
-
-
-@contextmanager
-def runtime(settings: Settings) -> Iterator[Runtime]:
-    """Open the database and the keyring; dispose afterwards.
-
-    Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
-    """
-    engine, keyring, _active = open_checked_database(settings)
-    try:
-        yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
-    finally:
-        engine.dispose()
 
 
 def demo_id_number(birth: str, sequence: str) -> str:

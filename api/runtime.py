@@ -1,0 +1,60 @@
+"""Settings and an open database for work outside a request: the CLI's tasks, the demo seeder, bench scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+
+from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
+
+from .deployment import open_checked_database
+from .keyring import Keyring
+from .settings import Settings, SettingsError
+
+
+def _problem(error: object) -> str:
+    """One pydantic error as "CERTSEAL_NAME: message" (a whole-model check names its variables itself)."""
+    assert isinstance(error, dict)
+    message = str(error["msg"]).removeprefix("Value error, ")
+    location = "_".join(str(part) for part in error["loc"]).upper()
+    return f"CERTSEAL_{location}: {message}" if location else message
+
+
+def load_settings(*, demo: bool, **overrides: object) -> Settings:
+    """Load settings from the environment (plus overrides) without echoing any value on error.
+
+    ``demo`` (``--demo``) and ``CERTSEAL_DEMO=true`` are the same: either fills in the published demo
+    secrets that the environment leaves unset.
+    """
+    try:
+        settings = Settings(demo=True, **overrides) if demo else Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError("; ".join(map(_problem, exc.errors(include_input=False, include_url=False)))) from None
+    return settings.with_demo_secrets()
+
+
+@dataclass
+class Runtime:
+    """An engine, keyring and catalogue for work outside a request."""
+
+    settings: Settings
+    engine: Engine
+    keyring: Keyring
+    catalogue: Catalogue
+
+
+@contextmanager
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """Open the database and the keyring; dispose afterwards.
+
+    Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
+    """
+    engine, keyring, _active = open_checked_database(settings)
+    try:
+        yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
+    finally:
+        engine.dispose()
