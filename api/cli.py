@@ -54,6 +54,14 @@ def _date_field(data: dict[str, Any], name: str, *, required: bool = False) -> d
         raise UsageError(f"claims: {name} must be a date YYYY-MM-DD") from None
 
 
+# The signing profile's terse problems (crypto's _claims_problem), as the claims field and its rule.
+_CLAIMS_RULES = {
+    "invalid review date": "review_due must be a date from 1970-01-01 to 2243-10-16",
+    "invalid times": "valid_from and valid_until must be dates from 1970 to 2106",
+    "invalid times (exp must be after nbf)": "valid_from and valid_until must be dates from 1970 to 2106",
+}
+
+
 def _is_hex(text: str) -> bool:
     try:
         return len(text) % 2 == 0 and bytes.fromhex(text).hex() == text.lower()
@@ -75,6 +83,11 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
             raise UsageError(f"claims: holder.id_number: {exc}") from None
     elif isinstance(holder.get("masked_id"), str):
         masked = holder["masked_id"]
+        if not crypto.envelope.MASKED_ID_PATTERN.fullmatch(masked):
+            raise UsageError(
+                "claims: holder.masked_id must be 7 digits then a digit or X "
+                "(the first 4 and the last 4 characters of the ID number)"
+            )
     else:
         raise UsageError("claims: holder.id_number (masked before signing) or holder.masked_id is required")
     photo_digest = None
@@ -95,6 +108,8 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
         valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, VALIDITY_YEARS)
     except (ValueError, OverflowError):
         raise UsageError("claims: valid_from is too late for a default valid_until") from None
+    if valid_until < valid_from:
+        raise UsageError("claims: valid_until must be on or after valid_from")
     serial = data.get("serial")
     if serial is not None and not (isinstance(serial, str) and _is_hex(serial) and 8 <= len(serial) // 2 <= 16):
         raise UsageError("claims: serial must be 16 to 32 hex digits (8 to 16 bytes)")
@@ -116,7 +131,10 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path) -> crypto.Certif
             status_index=status_index,
             serial=bytes.fromhex(serial) if isinstance(serial, str) else None,
         )
-    except (CertsealError, ValueError) as exc:
+    except CertsealError as exc:
+        detail = _CLAIMS_RULES.get(exc.detail or "", exc.detail or str(exc))
+        raise UsageError(f"claims: {detail.replace('holder name', 'holder.name', 1)}") from None
+    except ValueError as exc:
         raise UsageError(f"claims: {exc}") from None
 
 

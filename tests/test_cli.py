@@ -751,6 +751,31 @@ USAGE_ERRORS = {
         {"holder": {"name": 7, "id_number": TEST_ID_NUMBER}},
         "claims: holder.name must be a string",
     ),
+    "sign-masked-id": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张伟", "masked_id": "4401"}},
+        "claims: holder.masked_id must be 7 digits then a digit or X",
+    ),
+    "sign-holder-name-spaces": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张  伟", "id_number": TEST_ID_NUMBER}},
+        "claims: holder.name: a space must stand alone between two words",
+    ),
+    "sign-holder-name-bidi": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张\u202e伟", "id_number": TEST_ID_NUMBER}},
+        "claims: holder.name: U+202E is not allowed",
+    ),
+    "sign-ends-before-start": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"valid_until": "2025-01-01"},
+        "claims: valid_until must be on or after valid_from",
+    ),
+    "sign-review-due": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"review_due": "1960-01-01"},
+        "claims: review_due must be a date from 1970-01-01 to 2243-10-16",
+    ),
     "issuer-create-code": (
         lambda made: ["issuer", "create", "--code", "gd-x", "--name", "n", "--region", "r", "--operations", "2.1"],
         {},
