@@ -38,8 +38,12 @@ class UsageError(Exception):
 def _read_json(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read JSON from {path}: {exc.__class__.__name__}") from None
+    except json.JSONDecodeError as exc:  # the position only: never the text, which may hold an ID number
+        raise UsageError(
+            f"--claims {path}: must be UTF-8 JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--claims {path}: cannot read UTF-8 JSON: {exc.__class__.__name__}") from None
 
 
 def _date_field(data: dict[str, Any], name: str, *, required: bool = False) -> date | None:
@@ -229,7 +233,7 @@ def _load_key(path: str) -> crypto.SigningKey:
     try:
         return crypto.SigningKey.load(path, _passphrase())
     except CertsealError as exc:
-        raise UsageError(f"{exc}: {exc.detail}") from None
+        raise UsageError(f"key {path}: {exc}: {exc.detail}") from None
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
@@ -247,9 +251,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
     key = _load_key(args.key)
     claims = claims_from_json(_read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent)
     try:
-        text = crypto.encode_qr_text(
-            crypto.sign_certificate(claims, key), args.base_url, allow_insecure_localhost=args.allow_localhost
-        )
+        envelope = crypto.sign_certificate(claims, key)
+    except CertsealError as exc:
+        raise UsageError(f"claims: {exc.detail or exc}") from None
+    try:
+        text = crypto.encode_qr_text(envelope, args.base_url, allow_insecure_localhost=args.allow_localhost)
+    except CertsealError as exc:
+        raise UsageError(f"--base-url: {exc.detail or exc}") from None
+    try:
         if args.png or args.svg:
             symbol = crypto.make_symbol(text, error_level=args.error_level)
             if args.png:

@@ -776,6 +776,24 @@ USAGE_ERRORS = {
         {"review_due": "1960-01-01"},
         "claims: review_due must be a date from 1970-01-01 to 2243-10-16",
     ),
+    "sign-claims-not-json": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "photo.jpg"],
+        {},
+        "--claims photo.jpg: cannot read UTF-8 JSON",
+    ),
+    "sign-base-url": (
+        lambda made: [
+            *("sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"),
+            *("--base-url", "ftp://cert.example.gov.cn"),
+        ],
+        {},
+        "--base-url: base URL must be https://host[/path]",
+    ),
+    "sign-key-not-private": (
+        lambda made: ["sign", "--key", str(made.public), "--issuer", "CN-44", "--claims", "claims.json"],
+        {},
+        "key {made.public}: signing key is unavailable",
+    ),
     "issuer-create-code": (
         lambda made: ["issuer", "create", "--code", "gd-x", "--name", "n", "--region", "r", "--operations", "2.1"],
         {},
@@ -845,8 +863,9 @@ def test_usage_errors_name_the_field_and_the_rule(es256, tmp_path, case):
     build, overrides, fragment = USAGE_ERRORS[case]
     write_claims(tmp_path, "claims.json", **overrides)
     args = build(es256)
-    if args[0] == "sign":
+    if args[0] == "sign" and "--base-url" not in args:
         args += ["--base-url", BASE_URL]
+    fragment = fragment.replace("{made.public}", str(es256.public))
 
     result = certseal(*args, cwd=tmp_path)
 
