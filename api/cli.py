@@ -26,6 +26,8 @@ from schemas.idnumber import InvalidIdNumber, normalize_id_number
 EXIT_OK = 0
 EXIT_REJECT = 1
 EXIT_USAGE = 2
+ISSUER_NOT_AUTHORIZED = "issuer_not_authorized"
+ISSUER_RULE = "issuer code must match `[A-Z0-9][A-Z0-9-]{0,15}` (capital letters, digits and -, e.g. CN-44)"
 
 
 class UsageError(Exception):
@@ -35,8 +37,12 @@ class UsageError(Exception):
 def _read_json(path: str) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read JSON from {path}: {exc.__class__.__name__}") from None
+    except json.JSONDecodeError as exc:  # the position only: never the text, which may hold an ID number
+        raise UsageError(
+            f"--claims {path}: must be UTF-8 JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--claims {path}: cannot read UTF-8 JSON: {exc.__class__.__name__}") from None
 
 
 def _date_field(data: dict[str, Any], name: str, *, required: bool = False) -> date | None:
@@ -69,8 +75,25 @@ def _validity_years() -> int:
     return years
 
 
+# The signing profile's terse problems (crypto's _claims_problem), as the claims field and its rule.
+_CLAIMS_RULES = {
+    "invalid review date": "review_due must be a date from 1970-01-01 to 2243-10-16",
+    "invalid times": "valid_from and valid_until must be dates from 1970 to 2106",
+    "invalid times (exp must be after nbf)": "valid_from and valid_until must be dates from 1970 to 2106",
+}
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        return len(text) % 2 == 0 and bytes.fromhex(text).hex() == text.lower()
+    except ValueError:
+        return False
+
+
 def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: int) -> crypto.CertificateClaims:
     """Build certificate claims from the CLAIMS.json shape documented in the README."""
+    if not crypto.keys.ISSUER_PATTERN.fullmatch(issuer):
+        raise UsageError(f"--issuer: {ISSUER_RULE}")
     if not isinstance(data, dict) or not isinstance(data.get("holder"), dict):
         raise UsageError("claims: expected an object with a 'holder' object")
     holder = data["holder"]
@@ -81,6 +104,11 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: 
             raise UsageError(f"claims: holder.id_number: {exc}") from None
     elif isinstance(holder.get("masked_id"), str):
         masked = holder["masked_id"]
+        if not crypto.envelope.MASKED_ID_PATTERN.fullmatch(masked):
+            raise UsageError(
+                "claims: holder.masked_id must be 7 digits then a digit or X "
+                "(the first 4 and the last 4 characters of the ID number)"
+            )
     else:
         raise UsageError("claims: holder.id_number (masked before signing) or holder.masked_id is required")
     photo_digest = None
@@ -101,7 +129,16 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: 
         valid_until = _date_field(data, "valid_until") or default_valid_until(valid_from, validity_years)
     except (ValueError, OverflowError):
         raise UsageError("claims: valid_from is too late for a default valid_until") from None
+    if valid_until < valid_from:
+        raise UsageError("claims: valid_until must be on or after valid_from")
     serial = data.get("serial")
+    if serial is not None and not (isinstance(serial, str) and _is_hex(serial) and 8 <= len(serial) // 2 <= 16):
+        raise UsageError("claims: serial must be 16 to 32 hex digits (8 to 16 bytes)")
+    status_index = data.get("status_index")
+    if status_index is not None and not (type(status_index) is int and 0 <= status_index < 2**32):
+        raise UsageError("claims: status_index must be an integer from 0 to 4294967295")
+    if not isinstance(holder.get("name", ""), str):
+        raise UsageError("claims: holder.name must be a string")
     try:
         return crypto.CertificateClaims.issue(
             issuer=issuer,
@@ -112,10 +149,13 @@ def claims_from_json(data: Any, *, issuer: str, base_dir: Path, validity_years: 
             valid_until=valid_until,
             review_due=_date_field(data, "review_due"),
             photo_digest=photo_digest,
-            status_index=data.get("status_index"),
+            status_index=status_index,
             serial=bytes.fromhex(serial) if isinstance(serial, str) else None,
         )
-    except (CertsealError, ValueError) as exc:
+    except CertsealError as exc:
+        detail = _CLAIMS_RULES.get(exc.detail or "", exc.detail or str(exc))
+        raise UsageError(f"claims: {detail.replace('holder name', 'holder.name', 1)}") from None
+    except ValueError as exc:
         raise UsageError(f"claims: {exc}") from None
 
 
@@ -144,13 +184,16 @@ def offline_verdict(
     """Verify offline and return the verdict: decision, every failing reason, the checks that ran, the certificate.
 
     ``qr_text`` is None when an image held no QR code: reason ``no_qr_code`` and no check ran. A
-    rejection before the policy checks carries a ``message`` saying what is wrong.
+    rejection before the policy checks carries a ``message`` saying what is wrong. When the signing key
+    was trusted bound to an issuer code (``--trust CODE=FILE``) the ``issuer`` check runs and a
+    different ``iss`` is ``issuer_not_authorized``; ``issuer_checked`` says whether it ran.
     """
     verdict: dict[str, Any] = {
         "decision": "reject",
         "reasons": [],
         "checked_at": now.isoformat(),
         "checks": [],
+        "issuer_checked": False,
         "certificate": None,
     }
     try:
@@ -164,9 +207,15 @@ def offline_verdict(
         verdict["reasons"] = [error.code]
         verdict["message"] = error.detail or str(error)
         return verdict
+    trusted = trust.get(certificate.kid)
+    verdict["issuer_checked"] = trusted is not None and trusted.issuer is not None
+    if verdict["issuer_checked"]:
+        verdict["checks"].append("issuer")
+        if trust.issuer_mismatch(certificate.kid, certificate.claims.issuer):
+            verdict["reasons"].append(ISSUER_NOT_AUTHORIZED)
     policy = crypto.AllOf(checks)
     verdict["checks"] += [check.name for check in checks]
-    verdict["reasons"] = [error.code for error in policy.failures(certificate, now)]
+    verdict["reasons"] += [error.code for error in policy.failures(certificate, now)]
     verdict["certificate"] = certificate_json(certificate)
     verdict["decision"] = "reject" if verdict["reasons"] else "accept"
     return verdict
@@ -201,7 +250,7 @@ def _load_key(path: str) -> crypto.SigningKey:
     try:
         return crypto.SigningKey.load(path, _passphrase())
     except CertsealError as exc:
-        raise UsageError(f"{exc}: {exc.detail}") from None
+        raise UsageError(f"key {path}: {exc}: {exc.detail}") from None
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
@@ -221,9 +270,14 @@ def cmd_sign(args: argparse.Namespace) -> int:
         _read_json(args.claims), issuer=args.issuer, base_dir=Path(args.claims).parent, validity_years=_validity_years()
     )
     try:
-        text = crypto.encode_qr_text(
-            crypto.sign_certificate(claims, key), args.base_url, allow_insecure_localhost=args.allow_localhost
-        )
+        envelope = crypto.sign_certificate(claims, key)
+    except CertsealError as exc:
+        raise UsageError(f"claims: {exc.detail or exc}") from None
+    try:
+        text = crypto.encode_qr_text(envelope, args.base_url, allow_insecure_localhost=args.allow_localhost)
+    except CertsealError as exc:
+        raise UsageError(f"--base-url: {exc.detail or exc}") from None
+    try:
         if args.png or args.svg:
             symbol = crypto.make_symbol(text, error_level=args.error_level)
             if args.png:
@@ -252,14 +306,37 @@ def _verification_time(at: str | None) -> datetime:
     return moment
 
 
+def trust_store(entries: Sequence[str]) -> crypto.TrustStore:
+    """Build the trust store from ``--trust`` values: ``CODE=FILE`` binds the key to an issuer, ``FILE`` does not.
+
+    A value is ``CODE=FILE`` when the text before its first ``=`` holds no ``/``; give a file whose
+    name contains ``=`` with a path (``./a=b.pem``).
+    """
+    store = crypto.TrustStore()
+    for entry in entries:
+        code, separator, path = entry.partition("=")
+        if not separator or "/" in code:
+            code, path = "", entry
+        elif not crypto.keys.ISSUER_PATTERN.fullmatch(code):
+            raise UsageError(f"--trust CODE=FILE: {ISSUER_RULE}")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--trust: cannot read the public key file {path}: {exc.strerror}") from None
+        try:
+            store.add(crypto.load_public_key(data), issuer=code or None)
+        except CertsealError as exc:
+            raise UsageError(
+                f"--trust {path}: must be a public key (PEM or DER SubjectPublicKeyInfo): {exc.detail or exc}"
+            ) from None
+    return store
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Verify a QR text or image offline against the given trusted keys and print a JSON verdict."""
     if (args.qr_text is None) == (args.image is None):
         raise UsageError("give either QR_TEXT or --image FILE")
-    try:
-        trust = crypto.TrustStore.from_pem_files(args.trust)
-    except CertsealError as exc:
-        raise UsageError(f"--trust: {exc.detail or exc}") from None
+    trust = trust_store(args.trust)
     now = _verification_time(args.at)
     if args.image is not None:
         try:
@@ -519,6 +596,18 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _field_problems(exc: Any) -> str:
+    """Each field a pydantic model refused, as its CLI option and the rule it breaks (never the input)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        option = "--" + str(error["loc"][0]).removeprefix("holder_").replace("_", "-")
+        if option == "--code" and error["type"] == "string_pattern_mismatch":
+            problems.append(f"--code: {ISSUER_RULE}")
+        else:
+            problems.append(f"{option}: {error['msg']}")
+    return "; ".join(problems)
+
+
 def _issuer(session: Any, code: str) -> Any:
     from sqlmodel import select
 
@@ -556,6 +645,11 @@ def cmd_issuer_create(args: argparse.Namespace) -> int:
 
     from .services import issuance
 
+    for code in args.operations.split(","):
+        try:
+            Operation.parse(code.strip())
+        except CertsealError:
+            raise UsageError("--operations: each item code must look like 2.1 (comma-separated: 2.1,2.2)") from None
     try:  # the same rules as POST /v1/issuers
         request = IssuerCreate(
             code=args.code,
@@ -565,8 +659,7 @@ def cmd_issuer_create(args: argparse.Namespace) -> int:
             alg=args.alg,
         )
     except ValidationError as exc:
-        fields = ", ".join(str(error["loc"][0]) for error in exc.errors(include_input=False))
-        raise UsageError(f"invalid issuer fields: {fields}") from None
+        raise UsageError(f"invalid issuer fields: {_field_problems(exc)}") from None
 
     def task(rt: Any, session: Any) -> str:
         _issuer_row, key = issuance.create_issuer(
@@ -723,8 +816,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
             review_due=args.review_due,
         )
     except ValidationError as exc:
-        fields = ", ".join(str(error["loc"][0]) for error in exc.errors(include_input=False))
-        raise UsageError(f"invalid certificate fields: {fields}") from None
+        raise UsageError(f"invalid certificate fields: {_field_problems(exc)}") from None
+    if not crypto.keys.ISSUER_PATTERN.fullmatch(args.issuer):
+        raise UsageError(f"--issuer: {ISSUER_RULE}")
+    try:
+        normalize_id_number(request.holder_id_number)
+    except InvalidIdNumber as exc:
+        raise UsageError(f"--id-number: {exc}") from None
 
     def task(rt: Any, session: Any) -> str:
         certificate = issuance.issue_certificate(
@@ -803,7 +901,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="verify a QR text or image offline; exit 0 accept, 1 reject")
     verify.add_argument("qr_text", nargs="?", metavar="QR_TEXT")
     verify.add_argument("--image", help="read the QR code from a PNG/JPEG photo")
-    verify.add_argument("--trust", action="append", required=True, help="trusted public key PEM (repeatable)")
+    verify.add_argument(
+        "--trust",
+        action="append",
+        required=True,
+        help="trusted public key: CODE=FILE binds it to issuer CODE (iss checked); FILE alone: no issuer check",
+    )
     verify.add_argument("--at", help="verification time, ISO 8601 (default now)")
     verify.add_argument("--purpose", choices=["hot_work"], help="require an item that covers hot work")
     verify.add_argument("--no-review", action="store_true", help="skip the review-date (复审) check")

@@ -19,7 +19,7 @@ from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from .routers import certificates, health, issuers, keys, page, verify
+from .routers import catalogue, certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import RateLimiter
@@ -105,7 +105,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     # Verify first: routes are matched in order and it is by far the most called.
-    for router in (verify.router, health.router, keys.router, certificates.router, issuers.router, page.router):
+    for router in (
+        verify.router,
+        health.router,
+        keys.router,
+        catalogue.router,
+        certificates.router,
+        issuers.router,
+        page.router,
+    ):
         app.include_router(router)
     page.mount_static(app)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from . import _algorithms, _cbor, cose
 from ._name_chars import NAME_CHAR_RANGES
 from .errors import InvalidInput, Malformed
-from .keys import SigningKey, TrustedKey
+from .keys import ISSUER_PATTERN, SigningKey, TrustedKey
 
 CST = timezone(timedelta(hours=8), "CST")  # China Standard Time: certificate dates are calendar dates here
 EPOCH_DATE = date(1970, 1, 1)
@@ -48,7 +48,6 @@ MAX_STATUS_INDEX = 2**32 - 1
 MAX_REVIEW_DAYS = 100_000  # review dates from 1970 to 2243
 MAX_TIMESTAMP = 2**32 - 1  # unsigned 32-bit seconds: good until 2106, and keeps every time 5 bytes
 
-ISSUER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
 MASKED_ID_PATTERN = re.compile(r"[0-9]{7}[0-9X]")
 MASK_FILL = "*" * 10
 

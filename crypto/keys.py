@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from . import _algorithms
 from ._algorithms import PrivateKey, PublicKey
 from .errors import InvalidInput, KeyUnavailable, UnsupportedAlgorithm
+
+ISSUER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
+"""An issuer code (the ``iss`` claim), matched whole."""
 
 KID_BYTES = 8
 PASSPHRASE_ENV = "CERTSEAL_KEY_PASSPHRASE"  # noqa: S105 -- the variable's name, not a secret
@@ -130,10 +134,15 @@ def load_public_key(data: bytes) -> PublicKey:
 
 @dataclass(frozen=True, slots=True)
 class TrustedKey:
-    """A verifying key the caller trusts, under an explicit kid, with the algorithms its type allows."""
+    """A verifying key the caller trusts, under an explicit kid, with the algorithms its type allows.
+
+    ``issuer`` binds the key to one issuer code: a credential it signed must carry that ``iss``
+    (:meth:`TrustStore.issuer_mismatch`). None trusts the key for any issuer (no issuer check).
+    """
 
     kid: bytes
     public_key: PublicKey
+    issuer: str | None = None
     algorithms: frozenset[int] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,13 +162,22 @@ class TrustStore:
         existing = self._keys.get(key.kid)
         if existing is not None and key_id(existing.public_key) != key_id(key.public_key):
             raise InvalidInput(f"two different keys under kid {key.kid.hex()}")
+        if existing is not None and existing.issuer != key.issuer:
+            raise InvalidInput(f"the key under kid {key.kid.hex()} is bound to two different issuers")
         self._keys[key.kid] = key
 
-    def add(self, public_key: PublicKey, kid: bytes | None = None) -> TrustedKey:
-        """Trust ``public_key`` under ``kid`` (default: certseal's SPKI kid) and return the entry."""
-        entry = TrustedKey(kid=key_id(public_key) if kid is None else bytes(kid), public_key=public_key)
+    def add(self, public_key: PublicKey, kid: bytes | None = None, *, issuer: str | None = None) -> TrustedKey:
+        """Trust ``public_key`` under ``kid`` (default: certseal's SPKI kid), bound to ``issuer`` if given."""
+        if issuer is not None and not ISSUER_PATTERN.fullmatch(issuer):
+            raise InvalidInput(f"issuer code must match `{ISSUER_PATTERN.pattern}`")
+        entry = TrustedKey(kid=key_id(public_key) if kid is None else bytes(kid), public_key=public_key, issuer=issuer)
         self._put(entry)
         return entry
+
+    def issuer_mismatch(self, kid: bytes, issuer: str) -> bool:
+        """Tell whether the key under ``kid`` is bound to an issuer other than ``issuer`` (an unbound key: False)."""
+        key = self._keys.get(kid)
+        return key is not None and key.issuer is not None and key.issuer != issuer
 
     @classmethod
     def from_pem_files(cls, paths: Iterable[str | Path]) -> TrustStore:

@@ -247,6 +247,30 @@ class KeyList(BaseModel):
     generated_at: datetime
 
 
+class CatalogueItemOut(BaseModel):
+    """One operation item: its code (category.item) and names."""
+
+    code: str = Field(examples=["2.1"])
+    zh: str = Field(examples=["熔化焊接与热切割作业"])
+    en: str = Field(examples=["Fusion welding and thermal cutting"])
+
+
+class CatalogueCategoryOut(BaseModel):
+    """One category of the catalogue with its items."""
+
+    code: int = Field(examples=[2])
+    zh: str = Field(examples=["焊接与热切割作业"])
+    en: str = Field(examples=["Welding and hot cutting"])
+    items: list[CatalogueItemOut]
+
+
+class CatalogueOut(BaseModel):
+    """The operation catalogue: how a credential's operation [category, item] maps to a job title."""
+
+    hot_work_category: int = Field(examples=[2], description="the category every verifier treats as hot work")
+    categories: list[CatalogueCategoryOut]
+
+
 class Health(BaseModel):
     """Liveness or readiness."""
 

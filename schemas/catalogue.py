@@ -71,6 +71,20 @@ class Catalogue:
             "covers_hot_work": self.covers_hot_work(operation),
         }
 
+    def as_document(self) -> dict[str, object]:
+        """The catalogue in the format of ``catalogue.json`` (no ``source``), as ``GET /v1/catalogue`` serves it."""
+        categories: dict[int, dict[str, object]] = {}
+        for operation in sorted(self.items):
+            item = self.items[operation]
+            category = categories.setdefault(
+                operation.category,
+                {"code": operation.category, "zh": item.category_zh, "en": item.category_en, "items": []},
+            )
+            items = category["items"]
+            assert isinstance(items, list)
+            items.append({"code": item.code, "zh": item.zh, "en": item.en})
+        return {"hot_work_category": self.hot_work_category, "categories": list(categories.values())}
+
     @classmethod
     def from_json(cls, text: str) -> Catalogue:
         """Parse the catalogue file format (see ``catalogue.json``)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
@@ -19,6 +21,7 @@ import crypto
 from api.models import Certificate, IdempotencyRecord
 from api.security import sign_url_path
 from crypto import CST
+from schemas.catalogue import BUILTIN_CATALOGUE
 
 ACCEPT_CHECKS = ["format", "signature", "validity", "key_status", "issuer", "registry", "status", "review"]
 # ASCII digits and X to their full-width forms (U+FF10.., U+FF38), as some Chinese input methods type them.
@@ -299,6 +302,33 @@ def test_keys_endpoint_publishes_eddsa_keys(app_client, make_issuer):
     )
     assert (entry["jwk"]["kty"], entry["jwk"]["crv"], entry["alg"]) == ("OKP", "Ed25519", "EdDSA")
     assert _b64url(entry["jwk"]["x"]) == raw
+
+
+@pytest.mark.parametrize("path", ["/v1/keys", "/v1/catalogue"])
+def test_public_key_and_catalogue_endpoints_are_cacheable_and_cross_origin(app_client, path):
+    """GET /v1/keys and GET /v1/catalogue answer any origin (default CORS) with a public Cache-Control."""
+
+    response = app_client.get(path, headers={"Origin": "https://verifier.example.org"})
+
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["cache-control"].startswith("public, max-age=")
+
+
+def test_catalogue_endpoint_serves_catalogue_json(app_client):
+    """GET /v1/catalogue is catalogue.json without its source note; item 2.1 is 熔化焊接与热切割作业; 2 is hot work."""
+    shipped = json.loads(BUILTIN_CATALOGUE.read_text(encoding="utf-8"))
+
+    served = app_client.get("/v1/catalogue").json()
+
+    (welding,) = [category for category in served["categories"] if category["code"] == 2]
+    assert served == {key: value for key, value in shipped.items() if key != "source"}
+    assert served["hot_work_category"] == 2
+    assert welding["items"][0] == {
+        "code": "2.1",
+        "zh": "熔化焊接与热切割作业",
+        "en": "Fusion welding and thermal cutting",
+    }
 
 
 def test_health_and_readiness(app_client):

@@ -729,6 +729,201 @@ def test_operation_option_requires_that_item(es256):
     assert verdict_of(result)["reasons"] == ["operation_not_covered"]
 
 
+@pytest.mark.parametrize(
+    ("bound_to", "decision", "reasons", "issuer_checked"),
+    [
+        ("CN-44", "accept", [], True),
+        ("CN-45", "reject", ["issuer_not_authorized"], True),
+        (None, "accept", [], False),
+    ],
+    ids=["bound-to-the-signer", "bound-to-another-issuer", "bare-file"],
+)
+def test_verify_trust_code_binds_the_key_to_an_issuer(es256, bound_to, decision, reasons, issuer_checked):
+    """``--trust CODE=FILE`` checks ``iss`` against CODE (issuer_not_authorized); a bare FILE checks no issuer."""
+    trust = str(es256.public) if bound_to is None else f"{bound_to}={es256.public}"
+
+    result = certseal("verify", "--trust", trust, es256.text, "--at", INSIDE, cwd=es256.directory)
+
+    verdict = verdict_of(result)
+    assert result.returncode == (0 if decision == "accept" else 1)
+    assert (verdict["decision"], verdict["reasons"]) == (decision, reasons)
+    assert verdict["issuer_checked"] is issuer_checked
+    assert ("issuer" in verdict["checks"]) is issuer_checked
+    assert verdict["certificate"]["issuer"] == "CN-44"
+
+
+ISSUER_RULE = "issuer code must match `[A-Z0-9][A-Z0-9-]{0,15}`"
+BAD_ID_NUMBER = TEST_ID_NUMBER[:-1] + "0"
+
+
+def issue_args(*, issuer, id_number, operation, issue_date):
+    """The arguments of ``certseal issue`` for holder 张伟 with these fields."""
+    fields = {"--issuer": issuer, "--name": "张伟", "--id-number": id_number}
+    fields |= {"--operation": operation, "--issue-date": issue_date}
+    return ["issue", *(part for option, value in fields.items() for part in (option, value))]
+
+
+# Each case: (arguments after ``certseal`` given the ES256 fixture, CLAIMS.json overrides, expected message fragment).
+USAGE_ERRORS = {
+    "sign-issuer-lowercase": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "gd-test", "--claims", "claims.json"],
+        {},
+        f"--issuer: {ISSUER_RULE}",
+    ),
+    "sign-id-number": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张伟", "id_number": BAD_ID_NUMBER}},
+        "claims: holder.id_number: ID number check character does not match",
+    ),
+    "sign-operation": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"operation": "2"},
+        "claims: operation must be a catalogue code such as 2.1",
+    ),
+    "sign-valid-from": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"valid_from": "2026/01/05"},
+        "claims: valid_from must be a date YYYY-MM-DD",
+    ),
+    "sign-serial": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"serial": "xyz"},
+        "claims: serial must be 16 to 32 hex digits",
+    ),
+    "sign-status-index": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"status_index": -1},
+        "claims: status_index must be an integer from 0 to 4294967295",
+    ),
+    "sign-holder-name": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": 7, "id_number": TEST_ID_NUMBER}},
+        "claims: holder.name must be a string",
+    ),
+    "sign-masked-id": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张伟", "masked_id": "4401"}},
+        "claims: holder.masked_id must be 7 digits then a digit or X",
+    ),
+    "sign-holder-name-spaces": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张  伟", "id_number": TEST_ID_NUMBER}},
+        "claims: holder.name: a space must stand alone between two words",
+    ),
+    "sign-holder-name-bidi": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"holder": {"name": "张\u202e伟", "id_number": TEST_ID_NUMBER}},
+        "claims: holder.name: U+202E is not allowed",
+    ),
+    "sign-ends-before-start": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"valid_until": "2025-01-01"},
+        "claims: valid_until must be on or after valid_from",
+    ),
+    "sign-review-due": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        {"review_due": "1960-01-01"},
+        "claims: review_due must be a date from 1970-01-01 to 2243-10-16",
+    ),
+    "sign-claims-not-json": (
+        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "photo.jpg"],
+        {},
+        "--claims photo.jpg: cannot read UTF-8 JSON",
+    ),
+    "sign-base-url": (
+        lambda made: [
+            *("sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"),
+            *("--base-url", "ftp://cert.example.gov.cn"),
+        ],
+        {},
+        "--base-url: base URL must be https://host[/path]",
+    ),
+    "sign-key-not-private": (
+        lambda made: ["sign", "--key", str(made.public), "--issuer", "CN-44", "--claims", "claims.json"],
+        {},
+        "key {made.public}: signing key is unavailable",
+    ),
+    "issuer-create-code": (
+        lambda made: ["issuer", "create", "--code", "gd-x", "--name", "n", "--region", "r", "--operations", "2.1"],
+        {},
+        f"--code: {ISSUER_RULE}",
+    ),
+    "issuer-create-operations": (
+        lambda made: ["issuer", "create", "--code", "CN-1", "--name", "n", "--region", "r", "--operations", "2.1,x"],
+        {},
+        "--operations: each item code must look like 2.1",
+    ),
+    "issuer-create-name": (
+        lambda made: ["issuer", "create", "--code", "CN-1", "--name", "", "--region", "r", "--operations", "2.1"],
+        {},
+        "--name: String should have at least 1 character",
+    ),
+    "issue-issuer": (
+        lambda made: issue_args(issuer="gd", id_number=TEST_ID_NUMBER, operation="2.1", issue_date="2026-01-05"),
+        {},
+        f"--issuer: {ISSUER_RULE}",
+    ),
+    "issue-id-number": (
+        lambda made: issue_args(issuer="CN-44", id_number=BAD_ID_NUMBER, operation="2.1", issue_date="2026-01-05"),
+        {},
+        "--id-number: ID number check character does not match",
+    ),
+    "issue-operation": (
+        lambda made: issue_args(issuer="CN-44", id_number=TEST_ID_NUMBER, operation="2", issue_date="2026-01-05"),
+        {},
+        "--operation: String should match pattern",
+    ),
+    "issue-date": (
+        lambda made: issue_args(issuer="CN-44", id_number=TEST_ID_NUMBER, operation="2.1", issue_date="2026/01/05"),
+        {},
+        "--issue-date: Input should be a valid date",
+    ),
+    "verify-trust-code": (
+        lambda made: ["verify", "--trust", f"cn-44={made.public}", made.text],
+        {},
+        f"--trust CODE=FILE: {ISSUER_RULE}",
+    ),
+    "verify-trust-missing": (
+        lambda made: ["verify", "--trust", "absent.pem", made.text],
+        {},
+        "--trust: cannot read the public key file absent.pem",
+    ),
+    "verify-trust-not-a-key": (
+        lambda made: ["verify", "--trust", "claims.json", made.text],
+        {},
+        "--trust claims.json: must be a public key (PEM or DER SubjectPublicKeyInfo)",
+    ),
+    "verify-at": (
+        lambda made: ["verify", "--trust", str(made.public), made.text, "--at", "next tuesday"],
+        {},
+        "--at must be an ISO 8601 time",
+    ),
+    "verify-operation": (
+        lambda made: ["verify", "--trust", str(made.public), made.text, "--operation", "welding"],
+        {},
+        "--operation must look like 2.1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(USAGE_ERRORS), ids=list(USAGE_ERRORS))
+def test_usage_errors_name_the_field_and_the_rule(es256, tmp_path, case):
+    """Each bad input is exit 2 with a message naming the field and its rule, never echoing an ID number."""
+    build, overrides, fragment = USAGE_ERRORS[case]
+    write_claims(tmp_path, "claims.json", **overrides)
+    args = build(es256)
+    if args[0] == "sign" and "--base-url" not in args:
+        args += ["--base-url", BASE_URL]
+    fragment = fragment.replace("{made.public}", str(es256.public))
+
+    result = certseal(*args, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert result.stdout == ""
+    assert TEST_ID_NUMBER[4:-4] not in result.stderr
+
+
 @pytest.mark.parametrize("extra", [[], ["QR", "--image", "card-qr.png"]], ids=["neither", "both"])
 def test_verify_needs_exactly_one_input(es256, extra):
     """``verify`` wants either QR_TEXT or ``--image``: none or both is exit 2."""
@@ -918,7 +1113,8 @@ def test_issuer_create_applies_the_api_rules(admin_db, tmp_path):
     )
 
     assert result.returncode == 2
-    assert "invalid issuer fields: code, name" in result.stderr
+    assert f"invalid issuer fields: --code: {ISSUER_RULE}" in result.stderr
+    assert "--name: String should have at least 1 character" in result.stderr
     assert query(admin_db.path, "SELECT count(*) FROM issuers") == [(1,)]
 
 
@@ -1015,8 +1211,8 @@ def test_issue_reads_id_number_from_stdin_and_verifies_offline(admin_db, tmp_pat
 @pytest.mark.parametrize(
     ("stdin", "message"),
     [
-        ("440106198503122431\n", "invalid_id_number"),
-        ("", "invalid certificate fields: holder_id_number"),
+        ("440106198503122431\n", "--id-number: ID number check character does not match"),
+        ("", "invalid certificate fields: --id-number: String should have at least 15 characters"),
     ],
     ids=["bad-check-character", "empty-stdin"],
 )

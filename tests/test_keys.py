@@ -196,6 +196,45 @@ def test_trust_store_refuses_two_keys_under_one_kid(es256_key, other_key):
     assert store.add(es256_key.public_key).kid == es256_key.kid  # the same key again is fine
 
 
+@pytest.mark.parametrize(
+    ("bound_to", "iss", "mismatch"),
+    [("CN-44", "CN-44", False), ("CN-44", "CN-45", True), (None, "CN-45", False)],
+    ids=["same-issuer", "other-issuer", "unbound"],
+)
+def test_trust_store_issuer_binding(es256_key, bound_to, iss, mismatch):
+    """A key added with ``issuer=`` mismatches every other ``iss``; a key added without one mismatches none."""
+    store = TrustStore()
+    store.add(es256_key.public_key, issuer=bound_to)
+
+    result = store.issuer_mismatch(es256_key.kid, iss)
+
+    assert result is mismatch
+    assert store.get(es256_key.kid).issuer == bound_to
+
+
+@pytest.mark.parametrize("issuer", ["cn-44", "", "-CN", "CN-44-TOO-LONG-CODE"])
+def test_trust_store_refuses_a_bad_issuer_code(es256_key, issuer):
+    """Binding a key to a string that is not an issuer code is ``InvalidInput`` naming the rule."""
+    store = TrustStore()
+
+    with pytest.raises(crypto.InvalidInput) as refused:
+        store.add(es256_key.public_key, issuer=issuer)
+
+    assert "issuer code must match" in refused.value.detail
+    assert len(store) == 0
+
+
+def test_trust_store_refuses_one_key_bound_to_two_issuers(es256_key):
+    """The same key cannot be bound to two issuer codes in one store."""
+    store = TrustStore()
+    store.add(es256_key.public_key, issuer="CN-44")
+
+    with pytest.raises(crypto.InvalidInput):
+        store.add(es256_key.public_key, issuer="CN-45")
+
+    assert store.get(es256_key.kid).issuer == "CN-44"
+
+
 def test_trust_store_from_pem_files(tmp_path, es256_key, eddsa_key):
     """A trust store built from PEM files trusts each key under its SPKI kid; a missing file is ``KeyUnavailable``."""
     paths = []
