@@ -764,6 +764,11 @@ def issue_args(*, issuer, id_number, operation, issue_date):
 
 
 # Each case: (arguments after ``certseal`` given the ES256 fixture, CLAIMS.json overrides, expected message fragment).
+def _sign_claims_json(made):
+    """``certseal sign`` of the claims.json the case writes, as issuer CN-44."""
+    return ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"]
+
+
 USAGE_ERRORS = {
     "sign-issuer-lowercase": (
         lambda made: ["sign", "--key", str(made.key), "--issuer", "gd-test", "--claims", "claims.json"],
@@ -771,57 +776,57 @@ USAGE_ERRORS = {
         f"--issuer: {ISSUER_RULE}",
     ),
     "sign-id-number": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"holder": {"name": "张伟", "id_number": BAD_ID_NUMBER}},
         "claims: holder.id_number: ID number check character does not match",
     ),
     "sign-operation": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"operation": "2"},
         "claims: operation must be a catalogue code such as 2.1",
     ),
     "sign-valid-from": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"valid_from": "2026/01/05"},
         "claims: valid_from must be a date YYYY-MM-DD",
     ),
     "sign-serial": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"serial": "xyz"},
         "claims: serial must be 16 to 32 hex digits",
     ),
     "sign-status-index": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"status_index": -1},
         "claims: status_index must be an integer from 0 to 4294967295",
     ),
     "sign-holder-name": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"holder": {"name": 7, "id_number": TEST_ID_NUMBER}},
         "claims: holder.name must be a string",
     ),
     "sign-masked-id": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"holder": {"name": "张伟", "masked_id": "4401"}},
         "claims: holder.masked_id must be 7 digits then a digit or X",
     ),
     "sign-holder-name-spaces": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"holder": {"name": "张  伟", "id_number": TEST_ID_NUMBER}},
         "claims: holder.name: a space must stand alone between two words",
     ),
     "sign-holder-name-bidi": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"holder": {"name": "张\u202e伟", "id_number": TEST_ID_NUMBER}},
         "claims: holder.name: U+202E is not allowed",
     ),
     "sign-ends-before-start": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"valid_until": "2025-01-01"},
         "claims: valid_until must be on or after valid_from",
     ),
     "sign-review-due": (
-        lambda made: ["sign", "--key", str(made.key), "--issuer", "CN-44", "--claims", "claims.json"],
+        _sign_claims_json,
         {"review_due": "1960-01-01"},
         "claims: review_due must be a date from 1970-01-01 to 2243-10-16",
     ),
