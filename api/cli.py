@@ -671,6 +671,7 @@ def cmd_issuer_create(args: argparse.Namespace) -> int:
             operations=request.operations,
             alg=request.alg,
             catalogue=rt.catalogue,
+            now=rt.clock.now(),
         )
         return f"issuer {request.code} created; signing key {key.kid}"
 
@@ -792,7 +793,9 @@ def cmd_issuer_rotate(args: argparse.Namespace) -> int:
     from .services import issuance
 
     def task(rt: Any, session: Any) -> str:
-        return issuance.rotate_key(session, rt.keyring, issuer=_issuer(session, args.code), alg=args.alg).kid
+        return issuance.rotate_key(
+            session, rt.keyring, issuer=_issuer(session, args.code), alg=args.alg, now=rt.clock.now()
+        ).kid
 
     return _admin_task(args, task)
 
@@ -832,7 +835,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             request=request,
             settings=rt.settings,
             catalogue=rt.catalogue,
-            now=datetime.now(CST),
+            now=rt.clock.now(),
         )
         return issuance.qr_text_of(certificate, rt.settings)
 

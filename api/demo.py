@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from sqlmodel import Session, select
 
@@ -55,8 +55,16 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
         issuer = session.exec(select(Issuer).where(Issuer.code == DEMO_ISSUER["code"])).first()
         if issuer is not None and issuer.id not in demo_issuer_ids(session.connection()):
             raise DemoIssuerConflict(issuer.code)
+        now = rt.clock.now()
         if issuer is None:
-            issuer, _ = issuance.create_issuer(session, rt.keyring, alg="ES256", catalogue=rt.catalogue, **DEMO_ISSUER)  # type: ignore[arg-type]
+            issuer, _ = issuance.create_issuer(
+                session,
+                rt.keyring,
+                alg="ES256",
+                catalogue=rt.catalogue,
+                now=now,
+                **DEMO_ISSUER,  # type: ignore[arg-type]
+            )
             session.flush()
             flag_demo_data(session.connection(), issuer_id=issuer.id)
             session.add(
@@ -68,8 +76,7 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
                     label="demo",
                 )
             )
-            now = datetime.now(CST)
-            today = now.date()
+            today = now.astimezone(CST).date()
             plans = [
                 (
                     CertificateCreate(
@@ -128,6 +135,7 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
                         action=action,
                         reason="演示：证件被吊销 (demo revocation)",
                         actor="demo",
+                        now=now,
                     )
         rows = session.exec(
             select(Certificate).where(Certificate.issuer_id == issuer.id).order_by(Certificate.created_at)

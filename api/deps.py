@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from anyio import to_thread
@@ -24,11 +24,13 @@ from sqlmodel import Session, select
 
 from schemas.catalogue import Catalogue
 
+from .clock import Clock
 from .db import read_transaction
 from .errors import ApiError
 from .keyring import Keyring
 from .models import ApiKey, Certificate, Issuer
 from .security import api_key_matches, api_key_prefix
+from .services.errors import RegistryUnavailable
 from .services.key_usage import KeyUsage
 from .settings import Settings, is_published_demo_token
 
@@ -50,6 +52,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
             session.close()
 
 
+async def get_clock(request: Request) -> Clock:
+    """The app's clock."""
+    return request.app.state.clock  # type: ignore[no-any-return]
+
+
 async def get_keyring(request: Request) -> Keyring:
     """The app's signing and verifying keys."""
     return request.app.state.keyring  # type: ignore[no-any-return]
@@ -69,6 +76,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
 
 _bearer = HTTPBearer(auto_error=False, description="Admin token or API key")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -93,7 +101,9 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def _resolve(token: str, session: Session, settings: Settings, usage: KeyUsage | None) -> Principal | None:
+def _resolve(
+    token: str, session: Session, settings: Settings, usage: KeyUsage | None, *, now: datetime
+) -> Principal | None:
     if not settings.demo and is_published_demo_token(token):
         return None  # published demo secrets never authenticate outside demo mode, whatever the database holds
     admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
@@ -110,16 +120,16 @@ def _resolve(token: str, session: Session, settings: Settings, usage: KeyUsage |
                 key.secret_hash,
                 revoked=key.revoked_at is not None,
                 expires_at=key.expires_at,
-                now=datetime.now(UTC),
+                now=now,
             ):
                 return None
             issuer = session.get(Issuer, key.issuer_id) if key.scope == "issuer" else None
     except SQLAlchemyError:
-        raise ApiError(503, "registry_unavailable", "the registry cannot be read; try again") from None
+        raise RegistryUnavailable() from None
     if key.scope == "issuer" and issuer is None:
         return None
     if usage is not None:
-        usage.touch(key.id)
+        usage.touch(key.id, at=now)
     return Principal("issuer", issuer, key.id) if issuer else Principal("app", None, key.id)
 
 
@@ -127,12 +137,13 @@ def get_principal(
     credentials: CredentialsDep,
     session: SessionDep,
     settings: SettingsDep,
+    clock: ClockDep,
     usage: Annotated[KeyUsage | None, Depends(get_key_usage)] = None,
 ) -> Principal:
     """Authenticate the bearer token; 401 if missing, unknown, revoked, expired or a published demo secret."""
     if credentials is None:
         raise ApiError(401, "unauthorized", "a bearer token is required")
-    principal = _resolve(credentials.credentials, session, settings, usage)
+    principal = _resolve(credentials.credentials, session, settings, usage, now=clock.now())
     if principal is None:
         raise ApiError(401, "unauthorized", "the token is not valid")
     return principal

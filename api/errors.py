@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.api import ErrorResponse, Strict
 
+from .db import LaneUnavailable
 from .services.errors import (
     Busy,
     Conflict,
@@ -136,7 +137,14 @@ _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (Unprocessable, 422),
 )
 # The database did not answer in time, or the connection broke: the caller may retry (never a 500).
-_DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+# With RegistryUnavailable above, this is the one place that answers 503 registry_unavailable.
+_DATABASE_UNAVAILABLE = (
+    LaneUnavailable,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
 
 
 # OpenAPI: every endpoint that reads or writes the database may answer this.

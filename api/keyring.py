@@ -19,7 +19,7 @@ from sqlmodel import Session
 import crypto
 from crypto import SigningKey, TrustedKey
 
-from .models import Issuer, SigningKeyRow, utcnow
+from .models import Issuer, SigningKeyRow
 
 
 class Keyring:
@@ -59,7 +59,7 @@ class Keyring:
             raise crypto.KeyUnavailable(f"signing key {row.kid} is {row.state}")
         return self._decrypt(row)
 
-    def create(self, session: Session, issuer: Issuer, alg: str, *, now: datetime | None = None) -> SigningKeyRow:
+    def create(self, session: Session, issuer: Issuer, alg: str, *, now: datetime) -> SigningKeyRow:
         """Generate a key for ``issuer`` and add its row (encrypted) to the session; the caller commits."""
         key = SigningKey.generate(alg)
         row = SigningKeyRow(
@@ -68,7 +68,7 @@ class Keyring:
             alg=alg,
             public_key_pem=key.public_pem().decode(),
             encrypted_private_key=key.to_pem(self._passphrase).decode(),
-            not_before=now or utcnow(),
+            not_before=now,
         )
         session.add(row)
         with self._lock:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
+from .clock import Clock, SystemClock
 from .db import BlockingLane
 from .deployment import open_checked_database
 from .errors import install_error_handlers
@@ -56,10 +57,11 @@ def log_mode_warnings(settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app; the lifespan opens the database and checks every active signing key decrypts.
 
     Outside demo mode it refuses a database holding the demo data (``certseal demo purge`` removes it).
+    Every handler reads the time from ``clock`` (the system clock unless a test passes its own).
     """
 
     def open_database() -> tuple[Engine, Keyring, int]:
@@ -101,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses={500: {"model": ErrorResponse, "description": "internal error (never a traceback)"}},
     )
     app.state.settings = settings
+    app.state.clock = clock or SystemClock()
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
 
+from .clock import Clock, SystemClock
 from .deployment import open_checked_database
 from .keyring import Keyring
 from .settings import Settings, SettingsError
@@ -39,22 +40,24 @@ def load_settings(*, demo: bool, **overrides: object) -> Settings:
 
 @dataclass
 class Runtime:
-    """An engine, keyring and catalogue for work outside a request."""
+    """An engine, keyring, catalogue and clock for work outside a request."""
 
     settings: Settings
     engine: Engine
     keyring: Keyring
     catalogue: Catalogue
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @contextmanager
-def runtime(settings: Settings) -> Iterator[Runtime]:
+def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Runtime]:
     """Open the database and the keyring; dispose afterwards.
 
     Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
     """
     engine, keyring, _active = open_checked_database(settings)
     try:
-        yield Runtime(settings, engine, keyring, load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE))
+        catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
+        yield Runtime(settings, engine, keyring, catalogue, clock or SystemClock())
     finally:
         engine.dispose()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 API_KEY_PREFIX = "cs"
 _PREFIX_BYTES = 6
@@ -30,12 +29,12 @@ def api_key_matches(
     secret_hash: bytes,
     *,
     revoked: bool,
-    expires_at: datetime | None = None,
-    now: datetime | None = None,
+    expires_at: datetime | None,
+    now: datetime,
 ) -> bool:
     """True when the token hashes to the stored hash (in constant time) and the key is neither revoked nor expired."""
     matches = hmac.compare_digest(secret_hash, hash_api_key(token))
-    expired = expires_at is not None and expires_at <= (now or datetime.now(UTC))
+    expired = expires_at is not None and expires_at <= now
     return matches and not revoked and not expired
 
 
@@ -52,16 +51,16 @@ def id_number_hmac(id_number: str, key: bytes) -> bytes:
     return hmac.new(key, b"certseal/id-number/v1\x00" + id_number.encode("ascii"), hashlib.sha256).digest()
 
 
-def sign_url_path(path: str, key: bytes, ttl_seconds: int, *, now: float | None = None) -> str:
+def sign_url_path(path: str, key: bytes, ttl_seconds: int, *, now: float) -> str:
     """Return ``path?expires=...&sig=...``, valid for ``ttl_seconds``."""
-    expires = int((time.time() if now is None else now) + ttl_seconds)
+    expires = int(now + ttl_seconds)
     signature = hmac.new(key, f"{path}\x00{expires}".encode(), hashlib.sha256).hexdigest()[:32]
     return f"{path}?expires={expires}&sig={signature}"
 
 
-def url_signature_valid(path: str, expires: int, signature: str, key: bytes, *, now: float | None = None) -> bool:
+def url_signature_valid(path: str, expires: int, signature: str, key: bytes, *, now: float) -> bool:
     """Check a signed URL's signature and expiry in constant time."""
-    if expires < (time.time() if now is None else now):
+    if expires < now:
         return False
     expected = hmac.new(key, f"{path}\x00{expires}".encode(), hashlib.sha256).hexdigest()[:32]
     return hmac.compare_digest(expected, signature)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +189,41 @@ def id_number_for(birth: date, *, region: str = "440106", sequence: int = 123, c
     raise AssertionError(f"no sequence gives check character {check}")
 
 
-def today_cst() -> date:
-    """Today's calendar date in China Standard Time, as the service sees it."""
-    return datetime.now(CST).date()
+# The instant the in-process apps see (their clock is a FixedClock): mid-morning, far from midnight in
+# China and from 29 February, so no test depends on when it runs.
+TEST_NOW = datetime(2026, 6, 15, 10, 0, tzinfo=CST)
+TEST_TODAY = TEST_NOW.date()
+
+
+class FixedClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        """The instant the test set, in UTC as the system clock gives it."""
+        return self.at.astimezone(UTC)
+
+    def advance(self, **delta: float) -> None:
+        """Move the clock forward by a ``timedelta(**delta)``."""
+        self.at += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """This test's clock, at :data:`TEST_NOW`; every app and runtime the test builds shares it."""
+    return FixedClock(TEST_NOW)
+
+
+@pytest.fixture
+def make_app(clock: FixedClock) -> Callable[[Settings], FastAPI]:
+    """Return a function building the app for some settings on this test's clock."""
+
+    def build(settings: Settings) -> FastAPI:
+        return create_app(settings, clock=clock)
+
+    return build
 
 
 @dataclass(frozen=True)
@@ -322,9 +354,9 @@ def settings(make_settings: Callable[..., Settings], request: pytest.FixtureRequ
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
-    """The certseal app for :func:`settings` (the lifespan runs inside :func:`app_client`)."""
-    return create_app(settings)
+def app(settings: Settings, make_app: Callable[[Settings], FastAPI]) -> FastAPI:
+    """The certseal app for :func:`settings` on this test's clock (the lifespan runs inside :func:`app_client`)."""
+    return make_app(settings)
 
 
 @pytest.fixture
@@ -382,7 +414,7 @@ def api_certificate_body(**overrides: Any) -> dict[str, Any]:
         "holder_name": "张伟",
         "holder_id_number": id_number_for(date(1985, 3, 12)),
         "operation": "2.1",
-        "issue_date": today_cst().isoformat(),
+        "issue_date": TEST_TODAY.isoformat(),
     }
     body.update(overrides)
     return {name: value for name, value in body.items() if value is not None}
@@ -430,7 +462,7 @@ def issuer_signing_key(app: FastAPI, app_client: TestClient) -> Callable[[str], 
 
 def api_certificate_claims(**overrides: Any) -> CertificateClaims:
     """Claims of a CN-44 welding certificate valid today for six years (for hand-signed credentials)."""
-    start = today_cst()
+    start = TEST_TODAY
     fields: dict[str, Any] = {
         "issuer": "CN-44",
         "holder_name": "李强",
@@ -635,13 +667,13 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 
 
 @pytest.fixture
-def seed_demo_data() -> Callable[[Settings], list[Any]]:
+def seed_demo_data(clock: FixedClock) -> Callable[[Settings], list[Any]]:
     """Return a function seeding the demo data set (as ``serve --demo`` does) into the settings' database."""
     from api.demo import seed_demo
     from api.runtime import runtime
 
     def seed(settings: Settings) -> list[Any]:
-        with runtime(settings) as rt:
+        with runtime(settings, clock=clock) as rt:
             return seed_demo(rt)
 
     return seed

@@ -21,7 +21,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from api.main import create_app
 from api.services import issuance
 from api.settings import DEMO_SECRETS, Settings
 
@@ -115,12 +114,12 @@ def test_restricted_cors_origins_admit_only_the_listed_ones(app_client):
 
 
 def test_rows_hashed_under_a_previous_hmac_key_still_match_after_rotation(
-    make_settings, make_id_number, certificate_body
+    make_app, make_settings, make_id_number, certificate_body
 ):
     """A certificate issued under HMAC key version 1 still matches its holder in verify and search under version 2."""
     holder = make_id_number(date(1985, 3, 12))
     stranger = make_id_number(date(1985, 3, 12), sequence=457)
-    with TestClient(create_app(make_settings(id_hmac_key=OLD_HMAC_KEY))) as before:
+    with TestClient(make_app(make_settings(id_hmac_key=OLD_HMAC_KEY))) as before:
         before.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
@@ -132,14 +131,14 @@ def test_rows_hashed_under_a_previous_hmac_key_still_match_after_rotation(
     rotated = make_settings(id_hmac_key=NEW_HMAC_KEY, id_hmac_key_version=2, id_hmac_previous_keys=f"1:{OLD_HMAC_KEY}")
     forgotten = make_settings(id_hmac_key=NEW_HMAC_KEY, id_hmac_key_version=2)
 
-    with TestClient(create_app(rotated)) as after:
+    with TestClient(make_app(rotated)) as after:
         new = after.post("/v1/certificates", json=certificate_body(holder_id_number=holder), headers=issuer).json()
         right = after.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": holder}).json()
         wrong = after.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": stranger}).json()
         found = after.post("/v1/certificates/search", json={"holder_id_number": holder}, headers=issuer).json()
         with after.app.state.engine.connect() as connection:
             versions = dict(connection.execute(text("SELECT id, id_hmac_version FROM certificates")).all())
-    with TestClient(create_app(forgotten)) as without_previous:
+    with TestClient(make_app(forgotten)) as without_previous:
         unmatched = without_previous.post("/v1/verify", json={"qr": old["qr_text"], "holder_id_number": holder}).json()
 
     assert versions == {old["id"]: 1, new["id"]: 2}
@@ -152,7 +151,7 @@ def test_rows_hashed_under_a_previous_hmac_key_still_match_after_rotation(
 
 @pytest.mark.postgres
 def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
-    postgres_url, monkeypatch, certificate_body
+    make_app, postgres_url, monkeypatch, certificate_body
 ):
     """Two issuances racing with one Idempotency-Key both answer the same certificate: one 201, one replay."""
     settings = Settings.for_demo(database_url=postgres_url)
@@ -163,7 +162,7 @@ def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
         both_checked.wait()  # each request has looked for a stored answer, found none, and begun to issue
         return sign(*args, **kwargs)
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(settings)) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import date
 
-from conftest import id_number_for
+from conftest import TEST_NOW, id_number_for
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -60,7 +60,7 @@ def test_events_survive_a_failed_write_and_are_written_later(app, app_client):
     recorder = EventRecorder(app.state.engine)
     with app.state.engine.begin() as connection:
         connection.execute(text("ALTER TABLE verification_events RENAME TO verification_events_away"))
-    recorder.record(at=datetime.now(UTC), decision="reject", reasons="malformed", holder_checked=False)
+    recorder.record(at=TEST_NOW, decision="reject", reasons="malformed", holder_checked=False)
 
     failed = recorder.flush()
     with app.state.engine.begin() as connection:
@@ -71,7 +71,7 @@ def test_events_survive_a_failed_write_and_are_written_later(app, app_client):
 
 
 def _event(reasons: str) -> dict[str, object]:
-    return {"at": datetime.now(UTC), "decision": "reject", "reasons": reasons, "holder_checked": False}
+    return {"at": TEST_NOW, "decision": "reject", "reasons": reasons, "holder_checked": False}
 
 
 def _written_reasons(app) -> list[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from conftest import TEST_TODAY
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
@@ -20,7 +21,6 @@ from sqlmodel import Session, select
 import crypto
 from api.models import Certificate, IdempotencyRecord
 from api.security import sign_url_path
-from crypto import CST
 from schemas.catalogue import BUILTIN_CATALOGUE
 
 ACCEPT_CHECKS = ["format", "signature", "validity", "key_status", "issuer", "registry", "status", "review"]
@@ -120,7 +120,7 @@ def test_certificate_lifecycle(app_client, issuer, issue, verify, make_id_number
 def test_review_moves_the_review_date(app_client, issuer, issue, verify):
     """A recorded review replaces the registry's review date, and verification reports the new one."""
     certificate = issue(issuer)
-    next_due = (datetime.now(CST).date() + timedelta(days=1000)).isoformat()
+    next_due = (TEST_TODAY + timedelta(days=1000)).isoformat()
 
     reviewed = app_client.post(
         f"/v1/certificates/{certificate['id']}/review",
@@ -141,7 +141,7 @@ def test_reviewing_a_revoked_certificate_is_409(app_client, issuer, issue, verif
     certificate = issue(issuer)
     base = f"/v1/certificates/{certificate['id']}"
     app_client.post(f"{base}/revoke", json={"reason": "以欺骗手段取得"}, headers=issuer.headers)
-    next_due = (datetime.now(CST).date() + timedelta(days=1000)).isoformat()
+    next_due = (TEST_TODAY + timedelta(days=1000)).isoformat()
 
     reviewed = app_client.post(f"{base}/review", json={"next_review_due": next_due}, headers=issuer.headers)
     after = app_client.get(base, headers=issuer.headers).json()
@@ -249,14 +249,14 @@ def test_photo_is_hidden_from_another_issuer(app_client, admin_headers, issuer, 
     assert anonymous.status_code == 401
 
 
-def test_photo_url_from_verify_is_signed_and_short_lived(app_client, settings, issuer, issue, verify):
+def test_photo_url_from_verify_is_signed_and_short_lived(app_client, settings, clock, issuer, issue, verify):
     """Verify returns a signed photo URL that works, while an expired or altered signature is refused."""
     certificate = issue(issuer, photo_base64=base64.b64encode(_jpeg_with_exif()).decode())
     verdict = verify(certificate["qr_text"])
     url = urlsplit(verdict["certificate"]["photo_url"])
     query = parse_qs(url.query)
     key = settings.url_signing_key.get_secret_value().encode()
-    expired = sign_url_path(url.path, key, 60, now=datetime.now().timestamp() - 3600)
+    expired = sign_url_path(url.path, key, 60, now=clock.now().timestamp() - 3600)
     altered_sig = query["sig"][0][:-1] + ("0" if query["sig"][0][-1] != "0" else "1")
 
     fresh = app_client.get(f"{url.path}?{url.query}")
@@ -265,7 +265,7 @@ def test_photo_url_from_verify_is_signed_and_short_lived(app_client, settings, i
     later = app_client.get(url.path, params={"expires": int(query["expires"][0]) + 3600, "sig": query["sig"][0]})
 
     assert url.path == f"/v1/certificates/{certificate['id']}/photo"
-    assert int(query["expires"][0]) <= datetime.now().timestamp() + settings.photo_url_ttl_seconds + 1
+    assert int(query["expires"][0]) == int(clock.now().timestamp()) + settings.photo_url_ttl_seconds
     assert fresh.status_code == 200
     assert fresh.content == app_client.get(certificate["links"]["photo"], headers=issuer.headers).content
     assert (stale.status_code, altered.status_code, later.status_code) == (403, 403, 403)

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import TEST_NOW
 from sqlalchemy import event, text
 
 from api.services.key_usage import KeyUsage
@@ -54,7 +55,7 @@ def test_issuer_keys_are_listed_without_their_tokens(app_client, admin_headers, 
     assert created.status_code == 201, created.text
     new = created.json()
     assert new["token"].startswith(f"cs_{new['prefix']}_")
-    assert datetime.fromisoformat(new["expires_at"]) - datetime.now(UTC) > timedelta(days=29, hours=23)
+    assert datetime.fromisoformat(new["expires_at"]) == TEST_NOW + timedelta(days=30)
     items = listed.json()["items"]
     assert [item["prefix"] for item in items] == [prefix_of(issuer.headers), new["prefix"]]
     assert {frozenset(item) for item in items} == {frozenset(INFO_FIELDS)}
@@ -109,11 +110,11 @@ def test_revoked_app_key_is_refused_on_verify(app_client, admin_headers, issuer,
     assert (after.status_code, error_code(after)) == (401, "unauthorized")
 
 
-def test_expiry_set_in_the_past_refuses_the_key_and_null_restores_it(app_client, admin_headers, issuer, issue):
+def test_expiry_set_in_the_past_refuses_the_key_and_null_restores_it(app_client, clock, admin_headers, issuer, issue):
     """``PATCH`` with a past ``expires_at`` gets the key 401 at once, also on verify; ``null`` lifts the expiry."""
     qr = issue(issuer)["qr_text"]
     path = f"{ISSUER_KEYS}/{prefix_of(issuer.headers)}"
-    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    past = (clock.now() - timedelta(seconds=1)).isoformat()
 
     expired = app_client.patch(path, json={"expires_at": past}, headers=admin_headers)
     listed = app_client.get("/v1/certificates", headers=issuer.headers)
@@ -127,17 +128,19 @@ def test_expiry_set_in_the_past_refuses_the_key_and_null_restores_it(app_client,
     assert listed_again.status_code == 200
 
 
-def test_key_created_with_an_expiry_stops_working_when_it_comes(app_client, admin_headers, issuer):
+def test_key_created_with_an_expiry_stops_working_when_it_comes(app_client, clock, admin_headers, issuer):
     """A key created to expire in a moment works until then and is refused from then on, without any other call."""
-    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    soon = clock.now() + timedelta(seconds=1.5)
     token = app_client.post(ISSUER_KEYS, json={"expires_at": soon.isoformat()}, headers=admin_headers).json()["token"]
     before = app_client.get("/v1/certificates", headers=bearer(token))
+    clock.advance(seconds=1)
+    just_before = app_client.get("/v1/certificates", headers=bearer(token))
 
-    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.1)
-    after = app_client.get("/v1/certificates", headers=bearer(token))
+    clock.advance(seconds=0.5)
+    at_expiry = app_client.get("/v1/certificates", headers=bearer(token))
 
-    assert before.status_code == 200
-    assert (after.status_code, error_code(after)) == (401, "unauthorized")
+    assert (before.status_code, just_before.status_code) == (200, 200)
+    assert (at_expiry.status_code, error_code(at_expiry)) == (401, "unauthorized")
 
 
 def test_expires_in_days_sets_the_expiry_of_an_existing_key(app_client, admin_headers, issuer):
@@ -146,9 +149,8 @@ def test_expires_in_days_sets_the_expiry_of_an_existing_key(app_client, admin_he
 
     changed = app_client.patch(f"{APP_KEYS}/{app_key['prefix']}", json={"expires_in_days": 7}, headers=admin_headers)
 
-    ahead = datetime.fromisoformat(changed.json()["expires_at"]) - datetime.now(UTC)
     assert changed.status_code == 200
-    assert timedelta(days=6, hours=23) < ahead <= timedelta(days=7)
+    assert datetime.fromisoformat(changed.json()["expires_at"]) == TEST_NOW + timedelta(days=7)
 
 
 @pytest.mark.parametrize(
@@ -234,7 +236,7 @@ def test_last_used_is_written_off_the_request_path(app, app_client, admin_header
 
     listed = app_client.get(ISSUER_KEYS, headers=admin_headers).json()["items"][0]
     assert (queued, before_flush) == (1, None)
-    assert datetime.now(UTC) - datetime.fromisoformat(listed["last_used_at"]) < timedelta(seconds=30)
+    assert datetime.fromisoformat(listed["last_used_at"]) == TEST_NOW
     assert usage.pending == 0
 
 
@@ -265,12 +267,12 @@ def test_key_usage_writes_at_most_once_a_minute_per_key(app, app_client):
     event.listen(engine, "before_cursor_execute", count)
     try:
         for second in range(0, 59, 3):
-            usage.touch("key-a", monotonic=1000.0 + second)
-            usage.touch("key-b", monotonic=1000.0 + second)
+            usage.touch("key-a", at=TEST_NOW + timedelta(seconds=second))
+            usage.touch("key-b", at=TEST_NOW + timedelta(seconds=second))
         first = usage.flush()
-        usage.touch("key-a", monotonic=1059.0)
+        usage.touch("key-a", at=TEST_NOW + timedelta(seconds=59))
         nothing = usage.flush()
-        usage.touch("key-a", monotonic=1061.0)
+        usage.touch("key-a", at=TEST_NOW + timedelta(seconds=61))
         later = usage.flush()
     finally:
         event.remove(engine, "before_cursor_execute", count)

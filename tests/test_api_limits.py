@@ -5,18 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from datetime import date
-from types import SimpleNamespace
 
 import pytest
+from conftest import TEST_NOW
 
 import crypto
-from api.services import ratelimit, verify_store
+from api.services import ratelimit
 from api.services.errors import HolderCheckLimited, RateLimited
 from api.services.qrcache import QR_SCALES, RenderCache
 from api.services.verify_store import HolderCheckLimits
 
-MINUTE_START = 60 * 29_000_000  # a whole minute of the clock (2025)
-HOUR_START = 3600 * 483_000  # a whole hour of the clock (2025)
+HOUR_START = int(TEST_NOW.timestamp())  # the test clock stands at a whole hour (so a whole minute too)
+MINUTE_START = HOUR_START
+assert HOUR_START % 3600 == 0
 
 
 def _assert_limited(response, code: str) -> int:
@@ -63,10 +64,10 @@ def test_rate_limiter_retry_after_is_whole_seconds_to_the_window_end(offset, sec
 
 
 @pytest.mark.parametrize("settings", [{"verify_rate_per_minute": 2}], indirect=True)
-def test_anonymous_verify_past_its_limit_is_429_with_retry_after(app_client, issuer, issue, monkeypatch):
+def test_anonymous_verify_past_its_limit_is_429_with_retry_after(app_client, clock, issuer, issue):
     """The third anonymous verify in a minute is 429 rate_limited, Retry-After = seconds to the minute's end."""
     qr = issue(issuer)["qr_text"]
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: MINUTE_START + 17.25))
+    clock.advance(seconds=17.25)
 
     answers = [app_client.post("/v1/verify", json={"qr": qr}) for _ in range(3)]
 
@@ -77,12 +78,12 @@ def test_anonymous_verify_past_its_limit_is_429_with_retry_after(app_client, iss
 @pytest.mark.parametrize(
     "settings", [{"verify_rate_per_minute": 1, "verify_rate_per_minute_with_key": 2}], indirect=True
 )
-def test_app_key_verify_has_its_own_higher_limit(app_client, admin_headers, issuer, issue, monkeypatch):
+def test_app_key_verify_has_its_own_higher_limit(app_client, clock, admin_headers, issuer, issue):
     """An app key gets its own limit: past it 429 rate_limited with Retry-After, while anonymous counts apart."""
     qr = issue(issuer)["qr_text"]
     token = app_client.post("/v1/apps/api-keys", json={"label": "site"}, headers=admin_headers).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: MINUTE_START + 50.5))
+    clock.advance(seconds=50.5)
 
     keyed = [app_client.post("/v1/verify", json={"qr": qr}, headers=headers) for _ in range(3)]
     anonymous = app_client.post("/v1/verify", json={"qr": qr})
@@ -145,12 +146,12 @@ def test_holder_check_refusal_waits_for_every_full_window(app, app_client, issue
 
 
 @pytest.mark.parametrize("settings", [{"holder_check_failures_per_hour": 1}], indirect=True)
-def test_holder_check_429_over_http_carries_the_window_end(app_client, issuer, issue, make_id_number, monkeypatch):
+def test_holder_check_429_over_http_carries_the_window_end(app_client, clock, issuer, issue, make_id_number):
     """Over HTTP, 429 holder_check_limited carries Retry-After = seconds to the end of the hour, as its message says."""
     holder = make_id_number(date(1985, 3, 12))
     qr = issue(issuer, holder_id_number=holder)["qr_text"]
     wrong = [make_id_number(date(1985, 3, 12), sequence=200 + 2 * n) for n in range(2)]
-    monkeypatch.setattr(verify_store, "time", SimpleNamespace(time=lambda: HOUR_START + 600.25))
+    clock.advance(seconds=600.25)
     first = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": wrong[0]})
 
     limited = app_client.post("/v1/verify", json={"qr": qr, "holder_id_number": wrong[1]})

@@ -18,7 +18,6 @@ from PIL import ExifTags, Image, PngImagePlugin
 from pydantic import ValidationError
 
 from api.errors import validation_error
-from api.main import create_app
 from api.services import photos
 from schemas.api import Strict
 
@@ -83,11 +82,13 @@ def test_search_sees_only_the_callers_certificates(app_client, issuer, other_iss
     _assert_error(anonymous, 401, "unauthorized")
 
 
-def test_search_matches_rows_written_under_a_previous_hmac_key(make_settings, admin_headers, certificate_body):
+def test_search_matches_rows_written_under_a_previous_hmac_key(
+    make_app, make_settings, admin_headers, certificate_body
+):
     """After an ID-HMAC key rotation, search finds rows hashed under the previous key version and new ones."""
     old_key, new_key = "k7Qm2pX9vR4tL8wZ3nB6yH1c", "Fj5sD0gK8aQ2wE7rT4yU9iO3"
     holder = certificate_body()["holder_id_number"]
-    with TestClient(create_app(make_settings(id_hmac_key=old_key))) as before:
+    with TestClient(make_app(make_settings(id_hmac_key=old_key))) as before:
         before.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1", "1.2"]},
@@ -98,7 +99,7 @@ def test_search_matches_rows_written_under_a_previous_hmac_key(make_settings, ad
         old_row = before.post("/v1/certificates", json=certificate_body(), headers=headers).json()
     rotated = make_settings(id_hmac_key=new_key, id_hmac_key_version=2, id_hmac_previous_keys=f"1:{old_key}")
 
-    with TestClient(create_app(rotated)) as after:
+    with TestClient(make_app(rotated)) as after:
         new_row = after.post("/v1/certificates", json=certificate_body(operation="1.2"), headers=headers).json()
         found = after.post("/v1/certificates/search", json={"holder_id_number": holder}, headers=headers).json()
 

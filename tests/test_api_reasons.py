@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
-from conftest import high_s_twin
+from conftest import TEST_TODAY, high_s_twin
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 import crypto
 from api.models import SigningKeyRow
-from crypto import CST, Operation, SigningKey, _cbor, cose
+from crypto import Operation, SigningKey, _cbor, cose
 from schemas.api import REASON_CODES
 
 BASE_CHECKS = ["format", "signature", "validity", "key_status", "issuer", "registry"]
@@ -27,12 +27,8 @@ def qr_of(envelope: bytes, settings) -> str:
 
 
 def years_ago(years: int) -> date:
-    """The same calendar day (CST) ``years`` earlier (1 March for 29 February)."""
-    today = datetime.now(CST).date()
-    try:
-        return today.replace(year=today.year - years)
-    except ValueError:
-        return today.replace(year=today.year - years, month=3, day=1)
+    """The same calendar day as the test clock's ``years`` earlier."""
+    return TEST_TODAY.replace(year=TEST_TODAY.year - years)
 
 
 def test_genuine_certificate_is_accepted(issuer, issue, verify):
@@ -137,7 +133,7 @@ def test_bad_signature(settings, issuer, issue, verify):
 
 def test_not_yet_valid(issuer, issue, verify):
     """A certificate issued for tomorrow (the API allows one day ahead) is not yet valid today."""
-    tomorrow = datetime.now(CST).date() + timedelta(days=1)
+    tomorrow = TEST_TODAY + timedelta(days=1)
     certificate = issue(issuer, issue_date=tomorrow.isoformat())
 
     verdict = verify(certificate["qr_text"])
@@ -147,7 +143,7 @@ def test_not_yet_valid(issuer, issue, verify):
 
 def test_issue_date_two_days_ahead_is_refused(app_client, issuer, certificate_body):
     """The API refuses an issue date more than one day in the future."""
-    later = datetime.now(CST).date() + timedelta(days=2)
+    later = TEST_TODAY + timedelta(days=2)
 
     response = app_client.post(
         "/v1/certificates", json=certificate_body(issue_date=later.isoformat()), headers=issuer.headers
@@ -159,7 +155,7 @@ def test_issue_date_two_days_ahead_is_refused(app_client, issuer, certificate_bo
 
 def test_expired(issuer, issue, verify):
     """A certificate valid 2020-01-01 through 2021-01-01 is expired (its review date is not yet due)."""
-    review_due = (datetime.now(CST).date() + timedelta(days=365)).isoformat()
+    review_due = (TEST_TODAY + timedelta(days=365)).isoformat()
     certificate = issue(issuer, issue_date="2020-01-01", valid_until="2021-01-01", review_due=review_due)
 
     verdict = verify(certificate["qr_text"])

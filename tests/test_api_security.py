@@ -8,10 +8,11 @@ import logging
 import secrets
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import httpx
 import pytest
+from conftest import TEST_NOW, TEST_TODAY
 from fastapi.testclient import TestClient
 from PIL import Image
 from pydantic import ValidationError
@@ -20,10 +21,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 import crypto
-from api.main import create_app
 from api.models import ApiKey, SigningKeyRow
 from api.settings import DEMO_SECRETS, Settings
-from crypto import CST
 from schemas.idnumber import check_character
 
 
@@ -100,7 +99,7 @@ def test_revoked_api_key_is_401(app, app_client, issuer):
     assert app_client.get("/v1/certificates", headers=issuer.headers).status_code == 200
     with Session(app.state.engine) as session:
         (key,) = session.exec(select(ApiKey).where(ApiKey.scope == "issuer")).all()
-        key.revoked_at = datetime.now(CST)
+        key.revoked_at = TEST_NOW
         session.add(key)
         session.commit()
 
@@ -255,7 +254,7 @@ def test_impossible_birth_date_is_422(app_client, issuer, certificate_body):
 
 def test_applicant_under_18_is_422(app_client, issuer, certificate_body, make_id_number):
     """An applicant who turns 18 tomorrow is refused holder_too_young."""
-    today = datetime.now(CST).date()
+    today = TEST_TODAY
     birth = today.replace(year=today.year - 18) + timedelta(days=1)
 
     response = app_client.post(
@@ -558,39 +557,39 @@ def test_real_secrets_accepted(make_settings):
     assert settings.require("admin_token") == values["admin_token"]
 
 
-def test_missing_key_passphrase_stops_start_up(make_settings, tmp_path):
+def test_missing_key_passphrase_stops_start_up(make_app, make_settings, tmp_path):
     """Without CERTSEAL_KEY_PASSPHRASE the app does not start."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'certseal.db'}", **_real_secrets(key_passphrase=None))
-    app = create_app(settings)
+    app = make_app(settings)
 
     with pytest.raises(RuntimeError, match="CERTSEAL_KEY_PASSPHRASE"), TestClient(app):
         pass
 
 
-def test_wrong_key_passphrase_stops_start_up(make_settings, admin_headers):
+def test_wrong_key_passphrase_stops_start_up(make_app, make_settings, admin_headers):
     """A database whose keys were encrypted under one passphrase does not start with another."""
-    with TestClient(create_app(make_settings())) as first:
+    with TestClient(make_app(make_settings())) as first:
         created = first.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东省应急管理厅", "region": "广东省", "operations": ["2.1"]},
             headers=admin_headers,
         )
-    restarted = create_app(make_settings(key_passphrase="another-passphrase-entirely"))
+    restarted = make_app(make_settings(key_passphrase="another-passphrase-entirely"))
 
     assert created.status_code == 201
     with pytest.raises(crypto.KeyUnavailable), TestClient(restarted):
         pass
-    with TestClient(create_app(make_settings())) as again:
+    with TestClient(make_app(make_settings())) as again:
         assert again.get("/readyz").status_code == 200
 
 
-def test_missing_signing_key_is_never_generated(app, app_client, make_settings, issuer, certificate_body):
+def test_missing_signing_key_is_never_generated(make_app, app, app_client, make_settings, issuer, certificate_body):
     """An issuer whose signing key row is gone cannot issue, and neither a request nor a restart makes a key."""
     with app.state.engine.begin() as connection:
         connection.execute(text("DELETE FROM signing_keys"))
 
     response = app_client.post("/v1/certificates", json=certificate_body(), headers=issuer.headers)
-    with TestClient(create_app(make_settings())) as restarted:
+    with TestClient(make_app(make_settings())) as restarted:
         after_restart = restarted.post("/v1/certificates", json=certificate_body(), headers=issuer.headers)
 
     assert_error(response, 409, "no_active_key")
@@ -608,9 +607,9 @@ def test_start_up_on_an_empty_database_creates_no_keys(app, app_client):
     assert app_client.get("/v1/keys").json()["keys"] == []
 
 
-def test_verify_recovers_after_the_registry_connection_breaks(make_settings, admin_headers, certificate_body):
+def test_verify_recovers_after_the_registry_connection_breaks(make_app, make_settings, admin_headers, certificate_body):
     """A broken registry connection gives one 503, and the next request reads through a fresh connection."""
-    with TestClient(create_app(make_settings(verify_db_threads=1))) as client:
+    with TestClient(make_app(make_settings(verify_db_threads=1))) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},

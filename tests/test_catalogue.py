@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from schemas.catalogue import CatalogueError, HotWorkCategoryChanged, load_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,12 +76,12 @@ HOT_WORK_CHANGES = {
 
 
 def test_extended_catalogue_items_can_be_issued_and_verified(
-    make_settings, admin_headers, certificate_body, catalogue_file
+    make_app, make_settings, admin_headers, certificate_body, catalogue_file
 ):
     """With an extended catalogue, an issuer may certify the new items, and they verify with their names."""
     settings = make_settings(catalogue_path=catalogue_file(_extend))
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(settings)) as client:
         created = client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["11.1", "1.4", "2.1"]},
@@ -112,7 +111,7 @@ def test_extended_catalogue_items_can_be_issued_and_verified(
 
 
 @pytest.mark.parametrize("change", list(HOT_WORK_CHANGES), ids=list(HOT_WORK_CHANGES))
-def test_catalogue_that_changes_the_hot_work_category_is_refused(make_settings, catalogue_file, change):
+def test_catalogue_that_changes_the_hot_work_category_is_refused(make_app, make_settings, catalogue_file, change):
     """Moving, renaming, removing or adding hot-work items is refused by load_catalogue and by create_app."""
     edit, reason = HOT_WORK_CHANGES[change]
     path = catalogue_file(edit)
@@ -120,7 +119,7 @@ def test_catalogue_that_changes_the_hot_work_category_is_refused(make_settings, 
     with pytest.raises(HotWorkCategoryChanged) as loaded:
         load_catalogue(path)
     with pytest.raises(HotWorkCategoryChanged):
-        create_app(make_settings(catalogue_path=path))
+        make_app(make_settings(catalogue_path=path))
 
     assert reason in str(loaded.value)
     assert "CERTSEAL_CATALOGUE_PATH" in str(loaded.value)

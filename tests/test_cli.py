@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cbor2
 import pytest
-from conftest import TEST_ID_NUMBER, high_s_twin_text, id_number_for, today_cst
+from conftest import TEST_ID_NUMBER, TEST_NOW, TEST_TODAY, high_s_twin_text, id_number_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from PIL import Image
@@ -34,6 +34,7 @@ from crypto.qrtext import unpack_digits
 ROOT = Path(__file__).resolve().parent.parent
 PASSPHRASE = "cli tests: a long passphrase"
 BASE_URL = "https://cert.example.gov.cn"
+AT = TEST_NOW.isoformat()  # verify --at: the verdicts do not depend on when the tests run
 INSIDE = "2027-01-01T08:00:00+08:00"
 AFTER_REVIEW = "2029-06-01T08:00:00+08:00"  # review due 2029-01-05, valid until 2032-01-04
 AFTER_EXPIRY = "2032-01-05T08:00:00+08:00"
@@ -1178,7 +1179,7 @@ def test_issuer_rotate_key_retires_the_old_key(admin_db, tmp_path):
 def test_issue_reads_id_number_from_stdin_and_verifies_offline(admin_db, tmp_path):
     """``issue --id-number -`` prints QR text that ``verify --trust`` accepts with the issuer's exported key."""
     id_number = id_number_for(date(1985, 3, 12))
-    issue_date = today_cst().isoformat()
+    issue_date = TEST_TODAY.isoformat()
 
     issued = certseal(
         "issue",
@@ -1200,7 +1201,9 @@ def test_issue_reads_id_number_from_stdin_and_verifies_offline(admin_db, tmp_pat
         stdin=id_number + "\n",
     )
     kid, public = active_public_key(admin_db.path, tmp_path)
-    verified = certseal("verify", "--trust", str(public), issued.stdout.strip(), "--purpose", "hot_work", cwd=tmp_path)
+    verified = certseal(
+        "verify", "--trust", str(public), issued.stdout.strip(), "--purpose", "hot_work", "--at", AT, cwd=tmp_path
+    )
 
     verdict = verdict_of(verified)
     assert issued.returncode == 0
@@ -1235,7 +1238,7 @@ def test_issue_refuses_bad_id_number_without_echoing_it(admin_db, tmp_path, stdi
         "--operation",
         "2.1",
         "--issue-date",
-        today_cst().isoformat(),
+        TEST_TODAY.isoformat(),
         "--database",
         admin_db.url,
         "--demo",
@@ -1287,14 +1290,14 @@ def test_admin_with_secrets_from_environment(tmp_path, migrated_sqlite):
         "--operation",
         "2.1",
         "--issue-date",
-        today_cst().isoformat(),
+        TEST_TODAY.isoformat(),
         "--database",
         url,
         cwd=tmp_path,
         env=env,
     )
     _kid, public = active_public_key(database, tmp_path, "CN-11")
-    verified = certseal("verify", "--trust", str(public), issued.stdout.strip(), cwd=tmp_path)
+    verified = certseal("verify", "--trust", str(public), issued.stdout.strip(), "--at", AT, cwd=tmp_path)
 
     outputs = created.stdout + created.stderr + issued.stdout + issued.stderr + verified.stdout
     assert (created.returncode, issued.returncode, verified.returncode) == (0, 0, 0)

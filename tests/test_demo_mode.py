@@ -25,7 +25,6 @@ from api import migrate
 from api.db import make_engine
 from api.demo import seed_demo
 from api.deployment import DemoDataPresent, DemoIssuerConflict, purge_demo_data, require_no_demo_data
-from api.main import create_app
 from api.models import ApiKey
 from api.runtime import runtime
 from api.security import hash_api_key
@@ -62,7 +61,7 @@ def table_rows(database_url, sql):
 
 @pytest.mark.slow
 def test_database_that_ran_with_certseal_demo_refuses_a_normal_start(
-    tmp_path, start_serve, production_secrets, make_production_settings
+    make_app, tmp_path, start_serve, production_secrets, make_production_settings
 ):
     """After one start with CERTSEAL_DEMO=true, serve, the app and admin commands refuse the database until purged."""
     database = f"sqlite:///{tmp_path / 'once-demo.db'}"
@@ -75,7 +74,7 @@ def test_database_that_ran_with_certseal_demo_refuses_a_normal_start(
     admin = run_certseal("issuer", "api-key", "CN-44", "--database", database, env=production, cwd=tmp_path)
     with (
         pytest.raises(DemoDataPresent, match=PURGE_HINT),
-        TestClient(create_app(make_production_settings(database_url=database))),
+        TestClient(make_app(make_production_settings(database_url=database))),
     ):
         pass
     purge = run_certseal("demo", "purge", "--database", database, env=certseal_environment(), cwd=tmp_path)
@@ -102,10 +101,12 @@ def test_database_that_ran_with_certseal_demo_refuses_a_normal_start(
         assert response.json()["error"]["code"] == "unauthorized"
 
 
-def test_published_demo_secrets_never_authenticate_outside_demo_mode(make_production_settings, production_secrets):
+def test_published_demo_secrets_never_authenticate_outside_demo_mode(
+    make_app, make_production_settings, production_secrets
+):
     """With the demo key's row put into a running production database, neither it nor the demo admin token signs in."""
     admin = {"Authorization": f"Bearer {production_secrets['admin_token']}"}
-    with TestClient(create_app(make_production_settings())) as client:
+    with TestClient(make_app(make_production_settings())) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
@@ -140,12 +141,12 @@ def test_published_demo_secrets_never_authenticate_outside_demo_mode(make_produc
     assert accepted.status_code == 200
 
 
-def test_demo_mode_accepts_the_demo_key_and_flags_the_database(make_settings, seed_demo_data, database_url):
+def test_demo_mode_accepts_the_demo_key_and_flags_the_database(make_app, make_settings, seed_demo_data, database_url):
     """In demo mode the seeded demo key works, and the seeding flags the database as holding demo data."""
     settings = make_settings()
 
     demo = seed_demo_data(settings)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(settings)) as client:
         listed = client.get("/v1/certificates", headers=DEMO_KEY_HEADERS)
 
     assert len(demo) == 4
@@ -154,12 +155,12 @@ def test_demo_mode_accepts_the_demo_key_and_flags_the_database(make_settings, se
     assert (name, value) == ("demo_data", table_rows(database_url, "SELECT id FROM issuers WHERE code = 'CN-44'")[0][0])
 
 
-def test_purge_removes_only_the_demo_data(make_settings, seed_demo_data, database_url, make_id_number):
+def test_purge_removes_only_the_demo_data(make_app, make_settings, seed_demo_data, database_url, make_id_number):
     """Purging removes the demo issuer with its keys, certificates, events, counters and records; other data stays."""
     settings = make_settings()
     seed_demo_data(settings)
     holder = make_id_number(date(1985, 3, 12))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(settings)) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-11", "name": "北京", "region": "北京市", "operations": ["2.1"]},
@@ -210,10 +211,10 @@ def test_demo_purge_command_needs_the_newest_schema(run_cli, tmp_path):
     assert "certseal db upgrade" in err
 
 
-def test_seeding_never_adopts_an_issuer_that_is_not_demo(make_settings, seed_demo_data, database_url):
+def test_seeding_never_adopts_an_issuer_that_is_not_demo(make_app, make_settings, seed_demo_data, database_url):
     """An existing CN-44 created by an admin is not taken for demo data: seeding refuses and flags nothing."""
     settings = make_settings()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(make_app(settings)) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},

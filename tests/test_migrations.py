@@ -39,12 +39,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from conftest import (
     P256_ORDER,
+    TEST_NOW,
+    TEST_TODAY,
+    FixedClock,
     high_s_twin,
     high_s_twin_text,
     id_number_for,
     postgres_database,
     signature_s,
-    today_cst,
 )
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -187,7 +189,7 @@ def issue_welders(url, count):
     Returns the requests (to replay them) and the QR texts issued.
     """
     admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
-    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+    with TestClient(create_app(Settings.for_demo(database_url=url), clock=FixedClock(TEST_NOW))) as client:
         client.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
@@ -200,7 +202,7 @@ def issue_welders(url, count):
                     "holder_name": "张伟",
                     "holder_id_number": id_number_for(date(1990, 3, 7), sequence=100 + number),
                     "operation": "2.1",
-                    "issue_date": today_cst().isoformat(),
+                    "issue_date": TEST_TODAY.isoformat(),
                 },
                 "headers": {"Authorization": f"Bearer {token}", "Idempotency-Key": f"exam-{number}"},
             }
@@ -248,7 +250,7 @@ def upgrade_and_verify(url, requests, qr_texts):
         result = migrate.upgrade(engine)
         with engine.connect() as connection:
             after = [(row.id, bytes(row.envelope), row.envelope_sha256) for row in connection.execute(ENVELOPES)]
-    with TestClient(create_app(Settings.for_demo(database_url=url))) as client:
+    with TestClient(create_app(Settings.for_demo(database_url=url), clock=FixedClock(TEST_NOW))) as client:
         decisions = [client.post("/v1/verify", json={"qr": qr}).json()["decision"] for qr in qr_texts]
         replayed = [client.post("/v1/certificates", **request).json()["qr_text"] for request in requests]
     return result, after, decisions, replayed

@@ -10,7 +10,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from api.main import create_app
 from api.settings import DEMO_SECRETS, Settings
 from schemas.idnumber import check_character
 
@@ -22,12 +21,12 @@ def _id_number(birth: str, sequence: str) -> str:
     return first17 + check_character(first17)
 
 
-def test_issue_verify_revoke_across_two_replicas(postgres_url: str) -> None:
+def test_issue_verify_revoke_across_two_replicas(make_app, postgres_url: str) -> None:
     """A certificate issued through one app instance is verified and revoked through another."""
     settings = Settings.for_demo(database_url=postgres_url)
     admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
     holder = _id_number("19900307", "123")
-    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+    with TestClient(make_app(settings)) as first, TestClient(make_app(settings)) as second:
         first.post(
             "/v1/issuers",
             json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
@@ -59,7 +58,7 @@ def test_issue_verify_revoke_across_two_replicas(postgres_url: str) -> None:
     assert written == ["accept", "reject"]
 
 
-def test_idempotent_retry_on_another_replica_returns_the_same_certificate(postgres_url: str) -> None:
+def test_idempotent_retry_on_another_replica_returns_the_same_certificate(make_app, postgres_url: str) -> None:
     """A retry with the same Idempotency-Key on a second instance replays the first answer."""
     settings = Settings.for_demo(database_url=postgres_url)
     admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
@@ -69,7 +68,7 @@ def test_idempotent_retry_on_another_replica_returns_the_same_certificate(postgr
         "operation": "2.1",
         "issue_date": "2026-02-01",
     }
-    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+    with TestClient(make_app(settings)) as first, TestClient(make_app(settings)) as second:
         first.post(
             "/v1/issuers",
             json={"code": "CN-11", "name": "北京", "region": "北京市", "operations": ["2.1"]},

@@ -13,7 +13,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from api.main import create_app
 from api.runtime import load_settings
 from api.settings import (
     DEMO_ISSUER_API_KEY,
@@ -261,13 +260,13 @@ def test_database_is_described_without_credentials(url, described):
 
 
 def test_start_up_line_lists_the_settings_that_matter_and_no_secret(
-    make_production_settings, production_secrets, caplog
+    make_app, make_production_settings, production_secrets, caplog
 ):
     """The app logs one start-up line with database, base URL, modes, pool and limits, and never a secret."""
     settings = make_production_settings(id_hmac_key_version=2, id_hmac_previous_keys="1:k3Jq9vLm2Xp8Rt4wZ-old")
     caplog.set_level(logging.INFO, logger="certseal")
 
-    with TestClient(create_app(settings)):
+    with TestClient(make_app(settings)):
         pass
 
     (line,) = [record.getMessage() for record in caplog.records if "certseal starting" in record.getMessage()]
@@ -279,13 +278,13 @@ def test_start_up_line_lists_the_settings_that_matter_and_no_secret(
         assert value not in caplog.text
 
 
-def test_development_mode_warns_loudly_at_every_start(make_production_settings, caplog):
+def test_development_mode_warns_loudly_at_every_start(make_app, make_production_settings, caplog):
     """With CERTSEAL_DEV each start of the app logs a warning naming CERTSEAL_DEV."""
     settings = make_production_settings(dev=True, public_base_url="http://127.0.0.1:8000")
     caplog.set_level(logging.INFO, logger="certseal")
 
     for _ in range(2):
-        with TestClient(create_app(settings)):
+        with TestClient(make_app(settings)):
             pass
 
     warnings = [record for record in caplog.records if "CERTSEAL_DEV IS ON" in record.getMessage()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -14,7 +13,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 import crypto
-from crypto import CST
 from schemas.api import (
     MAX_OFFSET,
     CertificateCreate,
@@ -30,9 +28,11 @@ from schemas.catalogue import Catalogue
 from schemas.dates import add_years
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
+from ..clock import china_today
 from ..db import read_transaction, write_transaction
 from ..deps import (
     CatalogueDep,
+    ClockDep,
     CredentialsDep,
     IssuerDep,
     KeyringDep,
@@ -120,6 +120,7 @@ def issue_certificate(
     keyring: KeyringDep,
     settings: SettingsDep,
     catalogue: CatalogueDep,
+    clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
     """Validate the exam result, sign the certificate and store it in one transaction."""
@@ -139,7 +140,7 @@ def issue_certificate(
                 request=body,
                 settings=settings,
                 catalogue=catalogue,
-                now=datetime.now(CST),
+                now=clock.now(),
                 photo=photo,
             )
             payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
@@ -352,6 +353,7 @@ def photo(
     credentials: CredentialsDep,
     session: SessionDep,
     settings: SettingsDep,
+    clock: ClockDep,
     expires: Annotated[int | None, Query()] = None,
     sig: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
@@ -359,10 +361,12 @@ def photo(
     certificate = _public_certificate(session, certificate_id)
     path = f"/v1/certificates/{certificate_id}/photo"
     if expires is not None and sig is not None:
-        if not url_signature_valid(path, expires, sig, settings.require("url_signing_key").encode()):
+        if not url_signature_valid(
+            path, expires, sig, settings.require("url_signing_key").encode(), now=clock.now().timestamp()
+        ):
             raise ApiError(403, "forbidden", "the photo link is invalid or has expired")
     else:
-        principal = get_principal(credentials, session, settings, request.app.state.key_usage)
+        principal = get_principal(credentials, session, settings, clock, request.app.state.key_usage)
         if principal.issuer is None:
             raise ApiError(403, "forbidden", "only the issuer or a signed link may read the photo")
         if principal.issuer.id != certificate.issuer_id:  # as if absent: another issuer learns nothing
@@ -396,10 +400,16 @@ def _add_status_route(action: str, summary: str, description: str) -> None:
         session: SessionDep,
         settings: SettingsDep,
         catalogue: CatalogueDep,
+        clock: ClockDep,
     ) -> CertificateOut:
         with write_transaction(session):
             issuance.change_status(
-                session, certificate=certificate, action=action, reason=body.reason, actor=f"issuer:{issuer.code}"
+                session,
+                certificate=certificate,
+                action=action,
+                reason=body.reason,
+                actor=f"issuer:{issuer.code}",
+                now=clock.now(),
             )
         return certificate_out(certificate, issuer, settings, catalogue)
 
@@ -432,11 +442,13 @@ def review(
     session: SessionDep,
     settings: SettingsDep,
     catalogue: CatalogueDep,
+    clock: ClockDep,
 ) -> CertificateOut:
     """Set the next review date; online verification uses it instead of the signed one."""
-    next_due = body.next_review_due or add_years(datetime.now(CST).date(), settings.review_interval_years)
+    now = clock.now()
+    next_due = body.next_review_due or add_years(china_today(clock), settings.review_interval_years)
     with write_transaction(session):
         issuance.record_review(
-            session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}"
+            session, certificate=certificate, next_due=next_due, note=body.note, actor=f"issuer:{issuer.code}", now=now
         )
     return certificate_out(certificate, issuer, settings, catalogue)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, status
 from sqlmodel import select
@@ -25,7 +25,7 @@ from schemas.api_keys import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import AdminDep, CatalogueDep, KeyringDep, ManagedIssuerDep, PathIssuerDep, SessionDep
+from ..deps import AdminDep, CatalogueDep, ClockDep, KeyringDep, ManagedIssuerDep, PathIssuerDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import ApiKey, Issuer, SigningKeyRow
 from ..services import api_keys, issuance
@@ -64,7 +64,12 @@ def issuer_out(session: SessionDep, issuer: Issuer) -> IssuerOut:
     responses={409: {"model": ErrorResponse}},
 )
 def create_issuer(
-    body: IssuerCreate, _admin: AdminDep, session: SessionDep, keyring: KeyringDep, catalogue: CatalogueDep
+    body: IssuerCreate,
+    _admin: AdminDep,
+    session: SessionDep,
+    keyring: KeyringDep,
+    catalogue: CatalogueDep,
+    clock: ClockDep,
 ) -> IssuerOut:
     """Create an issuing authority and generate its first signing key (ES256 unless asked otherwise)."""
     with write_transaction(session):
@@ -77,6 +82,7 @@ def create_issuer(
             operations=body.operations,
             alg=body.alg,
             catalogue=catalogue,
+            now=clock.now(),
         )
     return issuer_out(session, issuer)
 
@@ -137,10 +143,10 @@ _KEY_RESPONSES: dict[int | str, dict[str, object]] = {404: {"model": ErrorRespon
     responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def create_issuer_api_key(
-    body: IssuerApiKeyCreate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep
+    body: IssuerApiKeyCreate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyCreated:
     """Return a new API key for the issuer; only its hash is stored, so it cannot be shown again."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         row, token = api_keys.create_api_key(
             session, issuer=issuer, label=body.label, expires_at=body.expiry(now=now), now=now
@@ -154,11 +160,11 @@ def create_issuer_api_key(
     summary="List an issuer's API keys: prefix, label, created, last used, expires, state (admin)",
     responses=_KEY_RESPONSES,
 )
-def list_issuer_api_keys(_admin: AdminDep, issuer: PathIssuerDep, session: SessionDep) -> ApiKeyList:
+def list_issuer_api_keys(_admin: AdminDep, issuer: PathIssuerDep, session: SessionDep, clock: ClockDep) -> ApiKeyList:
     """Every key of the issuer, revoked and expired ones included, oldest first; never a token."""
     with read_transaction(session):
         rows = api_keys.list_api_keys(session, owner=KeyOwner.of_issuer(issuer))
-    now = datetime.now(UTC)
+    now = clock.now()
     return ApiKeyList(items=[api_key_info(key, code, now=now) for key, code in rows])
 
 
@@ -168,9 +174,11 @@ def list_issuer_api_keys(_admin: AdminDep, issuer: PathIssuerDep, session: Sessi
     summary="Revoke an issuer API key: refused from now on (admin)",
     responses=_KEY_RESPONSES,
 )
-def revoke_issuer_api_key(prefix: str, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep) -> ApiKeyInfo:
+def revoke_issuer_api_key(
+    prefix: str, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep, clock: ClockDep
+) -> ApiKeyInfo:
     """Revoke the key for good; every request with it answers 401 at once. Revoking twice changes nothing."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         key, code = api_keys.revoke_api_key(session, prefix=prefix, owner=KeyOwner.of_issuer(issuer), now=now)
     return api_key_info(key, code, now=now)
@@ -183,10 +191,10 @@ def revoke_issuer_api_key(prefix: str, _admin: AdminDep, issuer: PathIssuerDep, 
     responses={**_KEY_RESPONSES, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
 def expire_issuer_api_key(
-    prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep
+    prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, issuer: PathIssuerDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyInfo:
     """Set when the key stops working (a past time: at once; ``null``: never); a revoked key stays revoked (409)."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         key, code = api_keys.set_api_key_expiry(
             session, prefix=prefix, owner=KeyOwner.of_issuer(issuer), expires_at=body.expiry(now=now)
@@ -201,9 +209,9 @@ def expire_issuer_api_key(
     summary="Create a third-party app API key for higher verify limits, optionally expiring (admin)",
     responses={422: {"model": ErrorResponse}},
 )
-def create_app_api_key(body: AppApiKeyCreate, _admin: AdminDep, session: SessionDep) -> ApiKeyCreated:
+def create_app_api_key(body: AppApiKeyCreate, _admin: AdminDep, session: SessionDep, clock: ClockDep) -> ApiKeyCreated:
     """Return a new app key; apps may only call the public endpoints, with higher limits."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         row, token = api_keys.create_api_key(
             session, issuer=None, label=body.label, expires_at=body.expiry(now=now), now=now
@@ -212,11 +220,11 @@ def create_app_api_key(body: AppApiKeyCreate, _admin: AdminDep, session: Session
 
 
 @router.get("/apps/api-keys", response_model=ApiKeyList, summary="List the third-party app API keys (admin)")
-def list_app_api_keys(_admin: AdminDep, session: SessionDep) -> ApiKeyList:
+def list_app_api_keys(_admin: AdminDep, session: SessionDep, clock: ClockDep) -> ApiKeyList:
     """Every app key, revoked and expired ones included, oldest first; never a token."""
     with read_transaction(session):
         rows = api_keys.list_api_keys(session, owner=KeyOwner.apps())
-    now = datetime.now(UTC)
+    now = clock.now()
     return ApiKeyList(items=[api_key_info(key, code, now=now) for key, code in rows])
 
 
@@ -226,9 +234,9 @@ def list_app_api_keys(_admin: AdminDep, session: SessionDep) -> ApiKeyList:
     summary="Revoke a third-party app API key: refused from now on (admin)",
     responses=_KEY_RESPONSES,
 )
-def revoke_app_api_key(prefix: str, _admin: AdminDep, session: SessionDep) -> ApiKeyInfo:
+def revoke_app_api_key(prefix: str, _admin: AdminDep, session: SessionDep, clock: ClockDep) -> ApiKeyInfo:
     """Revoke the app key for good; verify with it answers 401 at once. Revoking twice changes nothing."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         key, code = api_keys.revoke_api_key(session, prefix=prefix, owner=KeyOwner.apps(), now=now)
     return api_key_info(key, code, now=now)
@@ -240,9 +248,11 @@ def revoke_app_api_key(prefix: str, _admin: AdminDep, session: SessionDep) -> Ap
     summary="Set or change a third-party app API key's expiry (admin)",
     responses={**_KEY_RESPONSES, 409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
 )
-def expire_app_api_key(prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, session: SessionDep) -> ApiKeyInfo:
+def expire_app_api_key(
+    prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, session: SessionDep, clock: ClockDep
+) -> ApiKeyInfo:
     """Set when the app key stops working (a past time: at once; ``null``: never); a revoked key stays revoked."""
-    now = datetime.now(UTC)
+    now = clock.now()
     with write_transaction(session):
         key, code = api_keys.set_api_key_expiry(
             session, prefix=prefix, owner=KeyOwner.apps(), expires_at=body.expiry(now=now)
@@ -256,10 +266,10 @@ def expire_app_api_key(prefix: str, body: ApiKeyExpiryUpdate, _admin: AdminDep, 
     response_model=SigningKeyOut,
     summary="Start a new signing key; the old one keeps verifying (admin or the issuer)",
 )
-def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDep) -> SigningKeyOut:
+def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDep, clock: ClockDep) -> SigningKeyOut:
     """Retire the active key (it stops signing, its certificates stay valid) and create a new one."""
     with write_transaction(session):
-        row = issuance.rotate_key(session, keyring, issuer=issuer)
+        row = issuance.rotate_key(session, keyring, issuer=issuer, now=clock.now())
     return SigningKeyOut.model_validate(row, from_attributes=True)
 
 
@@ -270,9 +280,9 @@ def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDe
     responses={404: {"model": ErrorResponse}},
 )
 def revoke_key(
-    body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep
+    body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep, clock: ClockDep
 ) -> SigningKeyOut:
     """Revoke a key, e.g. after a compromise; rotate afterwards so the issuer can sign again."""
     with write_transaction(session):
-        row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason)
+        row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason, now=clock.now())
     return SigningKeyOut.model_validate(row, from_attributes=True)

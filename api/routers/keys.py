@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlmodel import select
@@ -11,7 +9,7 @@ from sqlmodel import select
 from schemas.api import KeyList
 
 from ..db import read_transaction
-from ..deps import SessionDep
+from ..deps import ClockDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..keyring import public_jwk
 from ..models import Issuer, SigningKeyRow
@@ -20,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["keys"], responses=DATABASE_UNAVAILABLE_R
 
 
 @router.get("/keys", response_model=KeyList, summary="All issuers' public keys by kid, as JWK and PEM (public)")
-def list_keys(session: SessionDep) -> JSONResponse:
+def list_keys(session: SessionDep, clock: ClockDep) -> JSONResponse:
     """Every key with its state and validity; revoked keys are listed so verifiers can reject them."""
     with read_transaction(session):
         rows = session.exec(select(SigningKeyRow, Issuer).join(Issuer, Issuer.id == SigningKeyRow.issuer_id)).all()  # type: ignore[arg-type]
@@ -39,5 +37,5 @@ def list_keys(session: SessionDep) -> JSONResponse:
         for key, issuer in rows
     ]
     return JSONResponse(
-        {"keys": keys, "generated_at": datetime.now(UTC).isoformat()}, headers={"Cache-Control": "public, max-age=300"}
+        {"keys": keys, "generated_at": clock.now().isoformat()}, headers={"Cache-Control": "public, max-age=300"}
     )

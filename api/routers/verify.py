@@ -15,11 +15,9 @@ from starlette.datastructures import State
 from crypto import CST
 from schemas.api import ErrorResponse, VerifyRequest, VerifyResponse
 
-from ..db import LaneUnavailable
 from ..deps import bearer_token
 from ..errors import ApiError, validation_error
 from ..security import api_key_matches, api_key_prefix
-from ..services.errors import RegistryUnavailable
 from ..services.verification import Outcome, certificate_summary, verify_online
 from ..settings import is_published_demo_token
 
@@ -99,13 +97,11 @@ async def verify(request: Request) -> Response:
     settings = state.settings
     token = bearer_token(request)
     address = request.client.host if request.client else "-"
-    if token is None:
-        state.rate_limiter.check(f"ip:{address}", settings.verify_rate_per_minute)  # 429 until the minute ends
-    now = datetime.now(CST)
-    try:
-        client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
-    except LaneUnavailable:
-        raise RegistryUnavailable() from None
+    now = state.clock.now().astimezone(CST)
+    if token is None:  # 429 until the minute ends
+        state.rate_limiter.check(f"ip:{address}", settings.verify_rate_per_minute, now=now.timestamp())
+    # Past the lane's deadline it raises LaneUnavailable, which the edge answers as 503 registry_unavailable.
+    client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
     claims = outcome.certificate.claims if outcome.certificate else None
     state.events.record(
         at=now,
@@ -122,7 +118,7 @@ async def verify(request: Request) -> Response:
         "reasons": outcome.reasons,
         "checks": outcome.checks,
         "checked_at": now.isoformat(),
-        "certificate": certificate_summary(outcome, catalogue=state.catalogue, settings=settings),
+        "certificate": certificate_summary(outcome, catalogue=state.catalogue, settings=settings, now=now),
         "message": outcome.message,
     }
     # orjson: the verdict's JSON costs a tenth of the standard library's on this path.
@@ -136,8 +132,8 @@ def _verify_on_lane(
     settings = state.settings
     key_id = None
     if token is not None:
-        key_id = _authenticated_key_id(token, state)
-        state.rate_limiter.check(f"key:{key_id}", settings.verify_rate_per_minute_with_key)
+        key_id = _authenticated_key_id(token, state, now=now)
+        state.rate_limiter.check(f"key:{key_id}", settings.verify_rate_per_minute_with_key, now=now.timestamp())
     outcome = verify_online(
         body,
         store=state.verify_store,
@@ -149,7 +145,7 @@ def _verify_on_lane(
     return key_id, outcome
 
 
-def _authenticated_key_id(token: str, state: State) -> str:
+def _authenticated_key_id(token: str, state: State, *, now: datetime) -> str:
     if not state.settings.demo and is_published_demo_token(token):
         raise ApiError(401, "unauthorized", "the token is not valid")  # published demo secrets: demo mode only
     admin = state.settings.admin_token.get_secret_value() if state.settings.admin_token else ""
@@ -158,8 +154,8 @@ def _authenticated_key_id(token: str, state: State) -> str:
     prefix = api_key_prefix(token)
     record = state.verify_store.api_key(prefix) if prefix else None
     if record is None or not api_key_matches(
-        token, record.secret_hash, revoked=record.revoked, expires_at=record.expires_at
+        token, record.secret_hash, revoked=record.revoked, expires_at=record.expires_at, now=now
     ):
         raise ApiError(401, "unauthorized", "the token is not valid")
-    state.key_usage.touch(record.id)
+    state.key_usage.touch(record.id, at=now)
     return record.id

@@ -22,7 +22,7 @@ from schemas.dates import add_years, default_valid_until
 from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
 
 from ..keyring import Keyring
-from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent, utcnow
+from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent
 from ..security import id_number_hmac
 from ..settings import Settings
 from .errors import (
@@ -75,6 +75,7 @@ def create_issuer(
     operations: list[str],
     alg: str,
     catalogue: Catalogue,
+    now: datetime,
 ) -> tuple[Issuer, SigningKeyRow]:
     """Create an issuer with its first signing key; :class:`IssuerExists` if the code is taken."""
     if session.exec(select(Issuer).where(Issuer.code == code)).first() is not None:
@@ -85,7 +86,7 @@ def create_issuer(
         session.flush()  # a concurrent create of the same code fails here, on the unique index
     except IntegrityError:
         raise IssuerExists(f"issuer {code} exists") from None
-    key = keyring.create(session, issuer, alg)
+    key = keyring.create(session, issuer, alg, now=now)
     return issuer, key
 
 
@@ -106,7 +107,9 @@ def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
     return row
 
 
-def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str | None = None) -> SigningKeyRow:
+def rotate_key(
+    session: Session, keyring: Keyring, *, issuer: Issuer, now: datetime, alg: str | None = None
+) -> SigningKeyRow:
     """Retire the active key (it keeps verifying what it signed) and start a new one.
 
     Rotations and revocations of one issuer run one at a time (the issuer row is locked), and the
@@ -114,7 +117,6 @@ def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str |
     revoked key back into a retired one; a partial unique index keeps one active key per issuer.
     """
     _lock_issuer(session, issuer)
-    now = utcnow()
     retired_algs = session.execute(
         update(SigningKeyRow)
         .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")  # type: ignore[arg-type]
@@ -126,14 +128,13 @@ def rotate_key(session: Session, keyring: Keyring, *, issuer: Issuer, alg: str |
     return keyring.create(session, issuer, alg or previous_alg or "ES256", now=now)
 
 
-def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str) -> SigningKeyRow:
+def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str, now: datetime) -> SigningKeyRow:
     """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on (idempotent).
 
     The issuer row is locked first, as rotation and issuance lock it, so a revocation racing a
-    rotation waits its turn instead of deadlocking; the time is taken once the lock is held.
+    rotation waits its turn instead of deadlocking.
     """
     _lock_issuer(session, issuer)
-    now = utcnow()
     session.execute(
         update(SigningKeyRow)
         .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state != "revoked")  # type: ignore[arg-type]
@@ -263,14 +264,15 @@ def _reload(session: Session, certificate: Certificate) -> None:
         raise CertificateNotFound() from None
 
 
-def change_status(session: Session, *, certificate: Certificate, action: str, reason: str, actor: str) -> Certificate:
+def change_status(
+    session: Session, *, certificate: Certificate, action: str, reason: str, actor: str, now: datetime
+) -> Certificate:
     """Suspend, reinstate or revoke in one conditional update; :class:`InvalidTransition` if the status forbids it.
 
     The update names the statuses the action may start from, so of two racing changes only one can
     match: revoked stays final under any interleaving.
     """
     allowed_from, target = TRANSITIONS[action]
-    now = utcnow()
     changed = session.execute(
         update(Certificate)
         .where(Certificate.id == certificate.id, Certificate.status.in_(allowed_from))  # type: ignore[arg-type,attr-defined]
@@ -285,10 +287,10 @@ def change_status(session: Session, *, certificate: Certificate, action: str, re
 
 
 def record_review(
-    session: Session, *, certificate: Certificate, next_due: date, note: str | None, actor: str
+    session: Session, *, certificate: Certificate, next_due: date, note: str | None, actor: str, now: datetime
 ) -> Certificate:
     """Record a passed review: the registry's review date now wins over the signed one online."""
-    if next_due <= datetime.now(CST).date():
+    if next_due <= now.astimezone(CST).date():
         raise InvalidDates("the next review date must be in the future")
     changed = session.execute(
         update(Certificate)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.engine import Engine
@@ -40,18 +39,18 @@ class KeyUsage:
         self._engine = engine
         self._interval = interval_seconds
         self._lock = threading.Lock()
-        self._queued_at: dict[str, float] = {}  # key id -> monotonic time it was last queued
+        self._queued_at: dict[str, float] = {}  # key id -> when it was last queued (POSIX seconds)
         self._pending: dict[str, datetime] = {}  # key id -> when it was used, not written yet
 
-    def touch(self, key_id: str, *, monotonic: float | None = None, at: datetime | None = None) -> None:
-        """Note that the key authenticated now (cheap; queued at most once per interval)."""
-        clock = time.monotonic() if monotonic is None else monotonic
+    def touch(self, key_id: str, *, at: datetime) -> None:
+        """Note that the key authenticated at ``at`` (cheap; queued at most once per interval)."""
+        seconds = at.timestamp()
         with self._lock:
             last = self._queued_at.get(key_id)
-            if last is not None and clock - last < self._interval:
+            if last is not None and 0 <= seconds - last < self._interval:
                 return
-            self._queued_at[key_id] = clock
-            self._pending[key_id] = at or datetime.now(UTC)
+            self._queued_at[key_id] = seconds
+            self._pending[key_id] = at
 
     @property
     def pending(self) -> int:

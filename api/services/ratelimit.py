@@ -10,7 +10,6 @@ to retry when the current window ends, which is when its count starts again from
 from __future__ import annotations
 
 import threading
-import time
 
 from .errors import RateLimited
 
@@ -25,9 +24,9 @@ class RateLimiter:
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def allow(self, client: str, limit: int, *, now: float | None = None) -> bool:
+    def allow(self, client: str, limit: int, *, now: float) -> bool:
         """Count one request for ``client`` and tell whether it is within ``limit``."""
-        window = int((time.time() if now is None else now) // WINDOW_SECONDS)
+        window = int(now // WINDOW_SECONDS)
         with self._lock:
             if window != self._window:
                 self._window, self._counts = window, {}
@@ -35,11 +34,10 @@ class RateLimiter:
             self._counts[client] = count
         return count <= limit
 
-    def check(self, client: str, limit: int, *, now: float | None = None) -> None:
+    def check(self, client: str, limit: int, *, now: float) -> None:
         """Count one request for ``client``; past ``limit`` raise :class:`RateLimited` until the window ends."""
-        at = time.time() if now is None else now
-        if not self.allow(client, limit, now=at):
-            raise RateLimited(retry_after=retry_after(at))
+        if not self.allow(client, limit, now=now):
+            raise RateLimited(retry_after=retry_after(now))
 
 
 def retry_after(now: float) -> float:

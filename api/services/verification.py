@@ -231,14 +231,20 @@ def verify_online(
     if holder_checked and entry.certificate_id is not None:
         limits = holder_check_limits(settings)
         if HolderMismatch.code in reasons:
-            store.count_holder_failure(certificate_id=entry.certificate_id, client=client, limits=limits)
+            store.count_holder_failure(
+                certificate_id=entry.certificate_id, client=client, limits=limits, now=now.timestamp()
+            )
         else:
-            store.check_holder_allowed(certificate_id=entry.certificate_id, client=client, limits=limits)
+            store.check_holder_allowed(
+                certificate_id=entry.certificate_id, client=client, limits=limits, now=now.timestamp()
+            )
     checks += [check.name for check in policy]
     return Outcome("reject" if reasons else "accept", reasons, checks, certificate, entry, holder_checked)
 
 
-def certificate_summary(outcome: Outcome, *, catalogue: Catalogue, settings: Settings) -> dict[str, Any] | None:
+def certificate_summary(
+    outcome: Outcome, *, catalogue: Catalogue, settings: Settings, now: datetime
+) -> dict[str, Any] | None:
     """The certificate part of the verify response (masked ID only; photo via a short-lived URL)."""
     certificate, entry = outcome.certificate, outcome.entry
     if certificate is None:
@@ -249,7 +255,9 @@ def certificate_summary(outcome: Outcome, *, catalogue: Catalogue, settings: Set
     if entry is not None and entry.has_photo and entry.certificate_id and "claims_mismatch" not in outcome.reasons:
         path = f"/v1/certificates/{entry.certificate_id}/photo"
         key = settings.require("url_signing_key").encode()
-        photo_url = settings.public_base_url.rstrip("/") + sign_url_path(path, key, settings.photo_url_ttl_seconds)
+        photo_url = settings.public_base_url.rstrip("/") + sign_url_path(
+            path, key, settings.photo_url_ttl_seconds, now=now.timestamp()
+        )
     return {
         "serial": claims.serial.hex(),
         "issuer": {"code": claims.issuer, "name": entry.issuer_name if entry else None},

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -174,27 +173,23 @@ class VerifyStore:
         key_id, secret_hash, scope, issuer_id, revoked_at, expires_at = rows[0]
         return ApiKeyRecord(key_id, bytes(secret_hash), scope, issuer_id, revoked_at is not None, _utc(expires_at))
 
-    def check_holder_allowed(
-        self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float | None = None
-    ) -> None:
+    def check_holder_allowed(self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float) -> None:
         """Raise :class:`HolderCheckLimited` if this client, or all clients together, used up the limit."""
-        at = time.time() if now is None else now
+        at = now
         client_window, all_window = _windows(limits, at)
         rows = self._fetch("read_failures", (certificate_id, client, client_window, all_window))
         free_at = _limited_until(rows, limits, client_window=client_window, all_window=all_window)
         if free_at is not None:
             raise HolderCheckLimited(retry_after=free_at - at)
 
-    def count_holder_failure(
-        self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float | None = None
-    ) -> None:
+    def count_holder_failure(self, *, certificate_id: str, client: str, limits: HolderCheckLimits, now: float) -> None:
         """Count a wrong ID number for the client and for all clients, or raise :class:`HolderCheckLimited`.
 
         Both counters move in one transaction, each by a conditional upsert: a guess past either limit
         counts nowhere and is refused, whatever runs at the same time. The refusal's ``retry_after`` is
         the time until every window at its limit has ended.
         """
-        at = time.time() if now is None else now
+        at = now
         client_window, all_window = _windows(limits, at)
         counters = (
             (client, client_window, client_window + CLIENT_WINDOW_SECONDS, limits.per_client),

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -312,15 +312,6 @@ def settled(page: Page, timeout: float = 10_000) -> dict[str, str | None]:
     }
 
 
-def verdict_times(page: Page) -> dict[str, float]:
-    """Milliseconds from navigation start to the phone's own verdict, its display (if shown) and the settled one."""
-    return page.evaluate(  # type: ignore[no-any-return]
-        """() => Object.fromEntries(['certseal-local-verdict', 'certseal-verdict']
-             .concat(['certseal-signature-verdict'])
-             .map((name) => [name, (performance.getEntriesByName(name)[0] || {}).startTime ?? null]))"""
-    )
-
-
 def reasons(page: Page) -> list[str]:
     """The reason codes listed on the result screen."""
     return page.eval_on_selector_all("#reasons li", "items => items.map((item) => item.dataset.reason)")  # type: ignore[no-any-return]
@@ -332,8 +323,3 @@ def tamper(qr_url: str) -> str:
     position = (len(digits) // 17 - 2) * 17 + 10
     changed = str((int(digits[position]) + 1) % 10)
     return f"{location}#{digits[:position]}{changed}{digits[position + 1 :]}"
-
-
-def today() -> date:
-    """Today in China Standard Time."""
-    return datetime.now(CST).date()

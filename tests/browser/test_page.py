@@ -1,4 +1,7 @@
-"""The page at /c1 in Debian's Chromium on a phone viewport: verdicts online and offline, language, budget."""
+"""The page at /c1 in Debian's Chromium on a phone viewport: verdicts online and offline, language, bytes.
+
+How fast the verdict comes is measured by ``bench/bench_page.py``, not asserted here.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +14,16 @@ import pytest
 from conftest import high_s_twin_text
 from playwright.sync_api import Browser, Page
 
-from .conftest import AppServer, Certificates, id_number, phone_context, reasons, seed, settled, tamper, verdict_times
+from .conftest import AppServer, Certificates, id_number, phone_context, reasons, seed, settled, tamper
 
 pytestmark = pytest.mark.browser
 
 FIRST_VERDICT_BUDGET_BYTES = 150_000
-VERDICT_WITHIN_MS = 1000
 NOT_COUNTED = ("/photo", "/static/qr-decoder.js", "/static/vendor/")
 
 
 def test_valid_certificate_accepted_online(phone: Page, certificates: Certificates, screenshot: Callable[..., Path]):
-    """A genuine, valid welder's certificate is accepted online within a second, with the holder's name and photo."""
+    """A genuine, valid welder's certificate is accepted online, with the holder's name and photo."""
     problems: list[str] = []
     phone.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
     phone.on("pageerror", lambda error: problems.append(str(error)))
@@ -36,7 +38,6 @@ def test_valid_certificate_accepted_online(phone: Page, certificates: Certificat
     assert "Fusion welding and thermal cutting" in phone.text_content("#details")
     assert phone.is_visible("#photo")
     assert phone.wait_for_function("() => document.getElementById('photo').naturalWidth > 0")
-    assert verdict_times(phone)["certseal-verdict"] < VERDICT_WITHIN_MS
     assert problems == []
     screenshot(phone, "verdict-accept", doc_name="verdict-accept.png")
 
@@ -210,7 +211,7 @@ def test_page_headers(app_server: AppServer):
     assert 'const VERSION = "dev"' not in worker.text
 
 
-def test_first_verdict_transfer_under_budget(browser: Browser, certificates: Certificates, output_dir: Path):
+def test_first_verdict_transfers_under_150_kb(browser: Browser, certificates: Certificates, output_dir: Path):
     """A first visit in a fresh context transfers under 150 KB until the verdict shows (photo and decoder excluded)."""
     context = phone_context(browser)
     page = context.new_page()
@@ -228,19 +229,14 @@ def test_first_verdict_transfer_under_budget(browser: Browser, certificates: Cer
         for rid, size in dict(sizes).items()
         if not any(p in urls.get(rid, "") for p in NOT_COUNTED)
     }
-    times = verdict_times(page)
     context.close()
     total = sum(counted.values())
-    (output_dir / "first-verdict.json").write_text(
-        json.dumps({"bytes": total, "responses": counted, "ms": times}, indent=2)
-    )
+    (output_dir / "first-verdict.json").write_text(json.dumps({"bytes": total, "responses": counted}, indent=2))
 
     assert result["source"] == "online"
     assert any(url.endswith("/v1/keys") for url in counted)
     assert any(url.endswith("/static/verify.js") for url in counted)
     assert total < FIRST_VERDICT_BUDGET_BYTES
-    assert times["certseal-signature-verdict"] < VERDICT_WITHIN_MS
-    assert times["certseal-verdict"] < VERDICT_WITHIN_MS
 
 
 def test_offline_signature_verdict_after_one_visit(
@@ -261,7 +257,6 @@ def test_offline_signature_verdict_after_one_visit(
     second.goto(issued.valid_second)
     offline = settled(second)
     offline_text = second.text_content("#panel")
-    offline_times = verdict_times(second)
     screenshot(second, "verdict-offline", doc_name="verdict-offline.png")
     third = context.new_page()
     third.goto(tamper(issued.valid_second))
@@ -269,11 +264,9 @@ def test_offline_signature_verdict_after_one_visit(
     tampered_reasons = reasons(third)
     screenshot(third, "verdict-offline-tampered")
     context.close()
-    (output_dir / "offline-verdict.json").write_text(json.dumps({"ms": offline_times}, indent=2))
 
     assert offline == {"verdict": "accept", "source": "offline", "panel": "panel offline"}
     assert "签名有效" in offline_text
     assert "未核验状态（离线），密钥列表日期 20" in offline_text
-    assert offline_times["certseal-verdict"] < VERDICT_WITHIN_MS
     assert tampered == {"verdict": "reject", "source": "offline", "panel": "panel reject"}
     assert tampered_reasons == ["bad_signature"]

@@ -61,9 +61,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def today_cst() -> date:
-    """Today in China Standard Time, as the service dates certificates."""
-    return datetime.now(CST).date()
+def a_month_ago() -> date:
+    """An issue date 30 days back (CST): valid in the server's eyes even if midnight passes during the test."""
+    return datetime.now(CST).date() - timedelta(days=30)
 
 
 _sequences = itertools.count(1)
@@ -434,12 +434,12 @@ def holder_name_for(n: int) -> str:
 
 
 def certificate_body(holder_id_number: str, *, name: str = "张伟", operation: str = "2.1") -> dict[str, Any]:
-    """A valid POST /v1/certificates body, issued today."""
+    """A valid POST /v1/certificates body, issued a month ago."""
     return {
         "holder_name": name,
         "holder_id_number": holder_id_number,
         "operation": operation,
-        "issue_date": today_cst().isoformat(),
+        "issue_date": a_month_ago().isoformat(),
     }
 
 
