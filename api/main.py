@@ -14,15 +14,18 @@ from sqlalchemy.engine import Engine
 from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
+from .clock import Clock, SystemClock
 from .db import BlockingLane
 from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .pruner import PeriodicPruner
 from .routers import catalogue, certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import RateLimiter
+from .services.retention import RetentionPolicy
 from .services.verify_store import VerifyStore
 from .settings import Settings
 
@@ -56,10 +59,11 @@ def log_mode_warnings(settings: Settings) -> None:
         )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app; the lifespan opens the database and checks every active signing key decrypts.
 
     Outside demo mode it refuses a database holding the demo data (``certseal demo purge`` removes it).
+    ``clock`` (default: the system clock) is ``app.state.clock``, the time the periodic pruning uses.
     """
 
     def open_database() -> tuple[Engine, Keyring, int]:
@@ -86,10 +90,19 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
         app.state.key_usage = key_usage
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
+        pruner = PeriodicPruner(
+            engine,
+            policy=RetentionPolicy.from_settings(settings),
+            clock=app.state.clock,
+            interval_seconds=settings.prune_interval_seconds,
+        )
+        pruner.start()
+        app.state.pruner = pruner
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
+            await pruner.stop()
             verify_lane.close()
             await to_thread.run_sync(_close, verify_store, events, engine)
 
@@ -101,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses={500: {"model": ErrorResponse, "description": "internal error (never a traceback)"}},
     )
     app.state.settings = settings
+    app.state.clock = clock or SystemClock()
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
     app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
