@@ -73,6 +73,11 @@ class PeriodicPruner:
                 reason = exc.orig if isinstance(exc, DBAPIError) else exc  # never the statement's parameters
                 log.error("pruning failed (%s: %s); next try in %g s", type(exc).__name__, reason, self._interval)
 
+    @property
+    def running(self) -> bool:
+        """Whether the timer task is running (between :meth:`start` and :meth:`stop`)."""
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         """Start the timer on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="certseal-prune")
