@@ -358,6 +358,9 @@ class Settings(BaseSettings):
             f"verify_db_threads={self.verify_db_threads} verify_db_deadline_ms={self.verify_db_deadline_ms} "
             f"{limits} forwarded_allow_ips={self.forwarded_allow_ips or '(none)'} cors_origins={self.cors_origins} "
             f"review_required={self.review_required} catalogue={self.catalogue_path or 'built-in'} "
+            f"event_retention_days={self.event_retention_days} "
+            f"idempotency_retention_hours={self.idempotency_retention_hours} "
+            f"prune_interval_seconds={self.prune_interval_seconds} "
             f"id_hmac_key_version={self.id_hmac_key_version} "
             f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level}"
         )
