@@ -596,6 +596,37 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    """Prune verification events (counted per day first), holder-check counters and idempotency records.
+
+    Periods from CERTSEAL_EVENT_RETENTION_DAYS and CERTSEAL_IDEMPOTENCY_RETENTION_HOURS, time from the
+    system clock; ``--dry-run`` only counts. Safe beside ``serve``'s periodic pruning and another prune.
+    """
+    from . import migrate
+    from .clock import SystemClock
+    from .services import retention
+
+    settings = _database_settings(args)
+    policy = retention.RetentionPolicy.from_settings(settings)
+    with _migration_engine(settings) as engine:
+        try:
+            migrate.require_current_schema(engine)
+        except migrate.SchemaNotCurrent as exc:
+            raise UsageError(str(exc)) from None
+        now = SystemClock().now()
+        if args.dry_run:
+            result = retention.count_prunable(engine, now=now, policy=policy)
+        else:
+            result = retention.prune(engine, now=now, policy=policy)
+    cutoff = policy.event_cutoff(now).date().isoformat()
+    print(f"{'would prune (dry run, nothing changed)' if args.dry_run else 'pruned'}:")
+    counted = "" if args.dry_run else f"; {result.daily_rows} rows of verification_daily written"
+    print(f"  verification events:   {result.verification_events} (CST days before {cutoff}, counted per day{counted})")
+    print(f"  holder-check counters: {result.holder_check_counters} (windows ended)")
+    print(f"  idempotency records:   {result.idempotency_records} (older than {policy.idempotency_hours} h)")
+    return EXIT_OK
+
+
 def _field_problems(exc: Any) -> str:
     """Each field a pydantic model refused, as its CLI option and the rule it breaks (never the input)."""
     problems = []
@@ -933,7 +964,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=cmd_serve)
 
-    db = sub.add_parser("db", help="database schema migrations (needs only the database URL, no secrets)")
+    db = sub.add_parser("db", help="schema migrations and pruning (needs only the database URL, no secrets)")
     db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
     db_upgrade = db_sub.add_parser("upgrade", help="upgrade the schema to the newest revision (or REVISION)")
     db_upgrade.add_argument("revision", nargs="?", default="head", metavar="REVISION", help="default: head")
@@ -941,10 +972,17 @@ def build_parser() -> argparse.ArgumentParser:
     db_downgrade = db_sub.add_parser("downgrade", help="downgrade the schema, e.g. by one revision: downgrade -1")
     db_downgrade.add_argument("revision", nargs="?", metavar="REVISION", help="-1, -2, a revision id, or base")
     db_downgrade.add_argument("--steps", type=int, help="revisions to go back (the same as REVISION -N)")
+    db_prune = db_sub.add_parser(
+        "prune",
+        help="delete verification events (counted per day first), holder-check counters and idempotency "
+        "records past their retention periods (CERTSEAL_EVENT_RETENTION_DAYS, CERTSEAL_IDEMPOTENCY_RETENTION_HOURS)",
+    )
+    db_prune.add_argument("--dry-run", action="store_true", help="only count what would be pruned")
     for command, handler in (
         (db_upgrade, cmd_db_upgrade),
         (db_current, cmd_db_current),
         (db_downgrade, cmd_db_downgrade),
+        (db_prune, cmd_db_prune),
     ):
         command.add_argument(
             "--database", help="database URL (default: CERTSEAL_DATABASE_URL, else sqlite:///./certseal.db)"

@@ -26,6 +26,7 @@ from .models import (
     Issuer,
     SigningKeyRow,
     StatusEvent,
+    VerificationDaily,
     VerificationEvent,
     utcnow,
 )
@@ -129,7 +130,8 @@ def purge_demo_data(engine: Engine) -> PurgeResult:
     """Remove, in one transaction, the demo issuers with their keys, API keys, certificates and the flag.
 
     With the certificates go their status events, holder-check counters and verification events, and
-    with the issuers their idempotency records. Nothing else is touched.
+    with the issuers their idempotency records and daily verification counts (``verification_daily``,
+    by issuer code: a real issuer given the code later starts from none). Nothing else is touched.
     """
     with begin_write(engine) as connection:
         issuer_ids = demo_issuer_ids(connection)
@@ -140,6 +142,7 @@ def purge_demo_data(engine: Engine) -> PurgeResult:
         connection.execute(delete(StatusEvent).where(StatusEvent.certificate_id.in_(certificates)))  # type: ignore[attr-defined]
         connection.execute(delete(HolderCheckCounter).where(HolderCheckCounter.certificate_id.in_(certificates)))  # type: ignore[attr-defined]
         connection.execute(delete(VerificationEvent).where(VerificationEvent.serial.in_(serials)))  # type: ignore[union-attr]
+        connection.execute(delete(VerificationDaily).where(VerificationDaily.issuer_code.in_(codes)))  # type: ignore[attr-defined]
         principals = [f"issuer:{issuer_id}" for issuer_id in issuer_ids]
         connection.execute(delete(IdempotencyRecord).where(IdempotencyRecord.principal.in_(principals)))  # type: ignore[attr-defined]
         removed_certificates = connection.execute(

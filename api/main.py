@@ -20,10 +20,12 @@ from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .pruner import PeriodicPruner
 from .routers import catalogue, certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import RateLimiter
+from .services.retention import RetentionPolicy
 from .services.verify_store import VerifyStore
 from .settings import Settings
 
@@ -88,10 +90,19 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
         app.state.key_usage = key_usage
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
+        pruner = PeriodicPruner(
+            engine,
+            policy=RetentionPolicy.from_settings(settings),
+            clock=app.state.clock,
+            interval_seconds=settings.prune_interval_seconds,
+        )
+        pruner.start()
+        app.state.pruner = pruner
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
+            await pruner.stop()
             verify_lane.close()
             await to_thread.run_sync(_close, verify_store, events, engine)
 

@@ -162,6 +162,24 @@ class VerificationEvent(SQLModel, table=True):
     client: str | None = Field(default=None, max_length=40)  # API key id of a third-party app
 
 
+class VerificationDaily(SQLModel, table=True):
+    """Verifications per China Standard Time day, issuer, decision and reasons: what pruned events leave behind.
+
+    Verification events older than ``CERTSEAL_EVENT_RETENTION_DAYS`` are counted in here and deleted in one
+    transaction (``api.services.retention``). ``issuer_code`` is ``""`` when the credential named no issuer
+    (it could not be read); ``reasons`` is the event's reason list as recorded (comma-separated, ``""`` for
+    an accept), so the counts of a day add up to the verifications of that day.
+    """
+
+    __tablename__ = "verification_daily"
+
+    day: date = Field(primary_key=True)
+    issuer_code: str = Field(primary_key=True, max_length=16)
+    decision: str = Field(primary_key=True, max_length=8)
+    reasons: str = Field(primary_key=True, max_length=400)
+    count: int
+
+
 class HolderCheckCounter(SQLModel, table=True):
     """Wrong holder ID numbers for one certificate from one client in one time window.
 
@@ -190,7 +208,8 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     status_code: int
     response_body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    # Indexed for pruning (CERTSEAL_IDEMPOTENCY_RETENTION_HOURS).
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
 
 
 class DeploymentFlag(SQLModel, table=True):

@@ -185,6 +185,12 @@ class Settings(BaseSettings):
     verify_rate_per_minute: int = Field(default=600, ge=1)
     verify_rate_per_minute_with_key: int = Field(default=60_000, ge=1)
     event_flush_seconds: float = Field(default=0.25, gt=0, le=1.0)
+    # Retention (docs/operations.md): verification events are counted per day into verification_daily and
+    # deleted after this many days; idempotency records (stored issuance answers) after this many hours.
+    event_retention_days: int = Field(default=1095, ge=1, le=36_500)
+    idempotency_retention_hours: int = Field(default=24, ge=1, le=8760)
+    # How often `serve` prunes (one instance at a time: a PostgreSQL advisory lock elects it).
+    prune_interval_seconds: int = Field(default=3600, ge=60, le=604_800)
 
     # Database bounds: the pool and the worker threads that use it are one size, so a burst queues for a
     # thread instead of timing out on a connection; every call has a deadline (see docs/operations.md).
@@ -352,6 +358,9 @@ class Settings(BaseSettings):
             f"verify_db_threads={self.verify_db_threads} verify_db_deadline_ms={self.verify_db_deadline_ms} "
             f"{limits} forwarded_allow_ips={self.forwarded_allow_ips or '(none)'} cors_origins={self.cors_origins} "
             f"review_required={self.review_required} catalogue={self.catalogue_path or 'built-in'} "
+            f"event_retention_days={self.event_retention_days} "
+            f"idempotency_retention_hours={self.idempotency_retention_hours} "
+            f"prune_interval_seconds={self.prune_interval_seconds} "
             f"id_hmac_key_version={self.id_hmac_key_version} "
             f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level}"
         )

@@ -302,6 +302,16 @@ def postgres_url(postgres_template: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def sqlite_or_postgres_url(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Callable[[Path], Path]
+) -> str:
+    """A fresh database migrated to head: a SQLite file, then (a second run of the test) a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Callable[[Path], Path]) -> str:
     """This test's SQLite file (a copy of the migrated template) as a URL; every CERTSEAL_* variable is removed."""

@@ -173,9 +173,13 @@ def test_purge_removes_only_the_demo_data(make_app, make_settings, seed_demo_dat
         client.post("/v1/verify", json={"qr": demo["qr_text"], "holder_id_number": make_id_number(date(1990, 1, 1))})
         client.post("/v1/verify", json={"qr": kept["qr_text"]})
         client.app.state.events.flush()
-
     engine = make_engine(database_url)
     try:
+        with engine.begin() as connection:  # daily counts of pruned events, of each issuer
+            connection.execute(
+                text("INSERT INTO verification_daily VALUES ('2023-01-05', :code, 'accept', '', 3)"),
+                [{"code": "CN-44"}, {"code": "CN-11"}],
+            )
         result = purge_demo_data(engine)
         require_no_demo_data(engine)
     finally:
@@ -186,6 +190,7 @@ def test_purge_removes_only_the_demo_data(make_app, make_settings, seed_demo_dat
     assert table_rows(database_url, "SELECT id FROM certificates") == [(kept["id"],)]
     assert table_rows(database_url, "SELECT DISTINCT certificate_id FROM status_events") == [(kept["id"],)]
     assert table_rows(database_url, "SELECT serial FROM verification_events") == [(kept["serial"],)]
+    assert table_rows(database_url, "SELECT issuer_code FROM verification_daily") == [("CN-11",)]
     assert table_rows(database_url, "SELECT count(*) FROM holder_check_counters") == [(0,)]
     assert table_rows(database_url, "SELECT count(*) FROM idempotency_records") == [(0,)]
     assert table_rows(database_url, "SELECT count(*) FROM api_keys") == [(1,)]

@@ -245,9 +245,10 @@ def registry_at_0003_with_high_s_envelopes(url):
 
 
 def upgrade_and_verify(url, requests, qr_texts):
-    """Upgrade ``url`` to head; return the migration result, the certificates' rows, verify's decisions and replays."""
+    """Upgrade ``url`` to 0004, then head; return the result of the first, the rows, verify's decisions and replays."""
     with engine_on(url) as engine:
-        result = migrate.upgrade(engine)
+        result = migrate.upgrade(engine, revision="0004")
+        migrate.upgrade(engine)
         with engine.connect() as connection:
             after = [(row.id, bytes(row.envelope), row.envelope_sha256) for row in connection.execute(ENVELOPES)]
     with TestClient(create_app(Settings.for_demo(database_url=url), clock=FixedClock(TEST_NOW))) as client:

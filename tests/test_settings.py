@@ -274,6 +274,8 @@ def test_start_up_line_lists_the_settings_that_matter_and_no_secret(
         assert expected in line
     for expected in ("db_pool_size=8", "verify_rate_per_minute=600", "forwarded_allow_ips=(none)"):
         assert expected in line
+    for expected in ("event_retention_days=1095", "idempotency_retention_hours=24", "prune_interval_seconds=3600"):
+        assert expected in line
     for value in [*production_secrets.values(), "k3Jq9vLm2Xp8Rt4wZ-old"]:
         assert value not in caplog.text
 

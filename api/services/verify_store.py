@@ -118,9 +118,10 @@ class VerifyStore:
         pooled = self._engine.raw_connection()
         pooled.detach()  # ours for good: never returned to, or reset by, the pool
         connection = pooled.dbapi_connection
-        # Within the verify deadline, so a call stuck on a lock ends by itself and frees its lane thread.
+        # Lock waits end within half the verify deadline (as on PostgreSQL), so a call stuck on a lock ends
+        # by itself and frees its lane thread, while a burst of holder-check writes still queues through.
         if self._sqlite:
-            connection.execute(f"PRAGMA busy_timeout = {min(int(self._deadline_ms), 250)}")
+            connection.execute(f"PRAGMA busy_timeout = {max(int(self._deadline_ms) // 2, 10)}")
         else:
             connection.autocommit = True  # no transaction held open between reads
             with connection.cursor() as cursor:
