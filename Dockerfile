@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Base image pinned by exact tag and by digest (the multi-architecture index of python:3.11.14-slim-bookworm);
 # bump both together, then rebuild and run the suite.
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
@@ -24,7 +23,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH \
     CERTSEAL_DATABASE_URL=sqlite:////data/certseal.db
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home certseal
 COPY --from=build /venv /venv
-COPY --chmod=0755 deploy/docker-entrypoint.sh /usr/local/bin/certseal-entrypoint
+COPY deploy/docker-entrypoint.sh /usr/local/bin/certseal-entrypoint
 USER 10001:10001
 WORKDIR /data
 # Single-machine mode keeps the SQLite registry and the encrypted signing keys here: mount a named volume.
@@ -35,5 +34,6 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 # Secrets (CERTSEAL_ADMIN_TOKEN, CERTSEAL_KEY_PASSPHRASE, CERTSEAL_ID_HMAC_KEY, CERTSEAL_URL_SIGNING_KEY, each
 # also as …_FILE) and CERTSEAL_PUBLIC_BASE_URL come from the environment; add --demo only to try it out.
-ENTRYPOINT ["certseal-entrypoint"]
+# Run through sh, so the script needs no execute bit (a checkout may lose it).
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/certseal-entrypoint"]
 CMD ["certseal", "serve", "--host", "0.0.0.0", "--port", "8000"]
