@@ -2,7 +2,7 @@
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-packages lint openapi bench
+.PHONY: demo test system-packages lint openapi bench lock
 
 demo:
 	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m api.cli serve --demo
@@ -27,3 +27,12 @@ openapi:
 
 bench:
 	$(PYTHON) bench/bench_verify.py && $(PYTHON) bench/bench_http.py
+
+# The Docker image's dependency lock, with hashes (uv: resolves for the image's platform, Linux x86-64 glibc
+# 2.36 and Python 3.11, from any machine, and keeps the pins already in requirements.lock unless told
+# otherwise: `make lock UV_ARGS=--upgrade` moves every package to its newest allowed version).
+lock:
+	$(PYTHON) -m pip install -q 'uv>=0.5'
+	uv pip compile pyproject.toml deploy/build-system.in --extra postgres --extra redis --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_36 --no-annotate \
+		--custom-compile-command 'make lock' $(UV_ARGS) -o requirements.lock
