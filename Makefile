@@ -2,16 +2,25 @@
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-packages lint openapi bench lock
+.PHONY: demo test system-packages postgres-running lint openapi bench lock
 
 demo:
 	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m api.cli serve --demo
 
-test: system-packages
+# The suite on SQLite (PostgreSQL-marked and concurrency tests included), then every test that uses the
+# test database again on PostgreSQL (a fresh database per test, copied from a migrated template).
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+
+test: system-packages postgres-running
 	$(PYTHON) -m pip install -q -e '.[test]'
 	ruff check .
 	mypy
 	$(PYTHON) -m pytest
+	CERTSEAL_TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(PYTHON) -m pytest
+
+# CI machines run PostgreSQL and Redis; start the PostgreSQL cluster if it is installed but stopped.
+postgres-running:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { $(SUDO) pg_ctlcluster $$(pg_lsclusters -h | awk 'NR==1 {print $$1, $$2}') start && sleep 2; }
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); CJK fonts make Chinese render.
 system-packages:

@@ -6,7 +6,6 @@ Exit codes: 0 success / accept, 1 reject, 2 usage or input error. No input print
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import os
@@ -401,19 +400,6 @@ def _open_runtime(settings: Any) -> Iterator[Any]:
         raise UsageError(f"database (--database / CERTSEAL_DATABASE_URL): {reason}") from None
 
 
-def tune_garbage_collector() -> None:
-    """Freeze start-up objects out of the cyclic GC and collect the young generation less often.
-
-    A verify request allocates a few hundred short-lived objects; with CPython's default threshold
-    (700) the collector ran every request or two and its full passes over the ~10^5 objects of the
-    loaded framework stalled the event loop: measured with bench/bench_http.py, verify throughput
-    rose from ~1,460 to ~2,050 requests/s and p99 latency fell from 67 to 29 ms.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     """Print the demo secrets and, for each demo certificate, its QR URL, QR image link and a curl line."""
     from sqlmodel import Session
@@ -441,14 +427,14 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     print()
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
-def configure_service_logging(level: str, *, verbose: bool = False) -> None:
-    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v), with times; uvicorn's loggers log through it."""
-    logging.basicConfig(level=logging.DEBUG if verbose else level, format=LOG_FORMAT, force=True)
-    if not verbose:  # Alembic's per-connection chatter ("Context impl ...") only with -v
-        logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+def _worker_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("--workers must be a whole number from 1 to 64") from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError("--workers must be a whole number from 1 to 64")
+    return count
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -464,6 +450,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .demo import seed_demo
     from .main import create_app
+    from .serving import (
+        WORKER_APP_FACTORY,
+        configure_service_logging,
+        export_settings_for_workers,
+        tune_garbage_collector,
+    )
     from .settings import DEMO_SECRETS
 
     settings = _service_settings(args)
@@ -483,13 +475,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (CertsealError, RuntimeError) as exc:
         raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
     sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)
-    tune_garbage_collector()
     trusted = settings.forwarded_allow_ips
+    if args.workers > 1:
+        # Each worker process imports the app factory and reads the same settings from the environment;
+        # migrations and demo seeding ran once, above, before any worker starts.
+        export_settings_for_workers(settings, verbose=args.verbose)
+        app: Any = WORKER_APP_FACTORY
+    else:
+        tune_garbage_collector()
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host,
         port=args.port,
-        log_config=None,  # keep the logging configured above
+        log_config=None,  # keep the logging configured above (and in each worker, by the factory)
         log_level=settings.log_level.lower(),
         access_log=args.access_log,
         proxy_headers=bool(trusted),
@@ -956,6 +957,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="demo mode (also CERTSEAL_DEMO=true): demo secrets, issuer and certificates"
     )
     serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        help="worker processes sharing the port (default 1; one per core is a good start)",
+    )
     serve.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",

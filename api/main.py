@@ -24,7 +24,7 @@ from .pruner import PeriodicPruner
 from .routers import catalogue, certificates, health, issuers, keys, page, verify
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
-from .services.ratelimit import RateLimiter
+from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
 from .services.retention import RetentionPolicy
 from .services.verify_store import VerifyStore
 from .settings import Settings
@@ -90,6 +90,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
         app.state.key_usage = key_usage
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
+        redis = None
+        if settings.redis_url:
+            redis = redis_client(
+                settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_ms / 1000
+            )
+            app.state.rate_limiter = SharedRateLimiter(redis)
+        else:
+            app.state.rate_limiter = LocalRateLimiter()
         pruner = PeriodicPruner(
             engine,
             policy=RetentionPolicy.from_settings(settings),
@@ -104,6 +112,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         finally:
             await pruner.stop()
             verify_lane.close()
+            if redis is not None:
+                await to_thread.run_sync(redis.close)
             await to_thread.run_sync(_close, verify_store, events, engine)
 
     app = FastAPI(
@@ -116,7 +126,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
-    app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     # Verify first: routes are matched in order and it is by far the most called.
     for router in (

@@ -14,6 +14,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -54,7 +55,7 @@ DEMO_ISSUER_API_KEY = "cs_de0de0de0de0_demo_issuer_api_key_do_not_use"
 DEMO_ISSUER_API_KEY_PREFIX = DEMO_ISSUER_API_KEY.split("_")[1]
 PUBLISHED_DEMO_TOKENS = frozenset({*DEMO_SECRETS.values(), DEMO_ISSUER_API_KEY})
 # Every secret setting; each may instead be read from the file named by CERTSEAL_<NAME>_FILE.
-SECRET_SETTINGS = (*DEMO_SECRETS, "id_hmac_previous_keys")
+SECRET_SETTINGS = (*DEMO_SECRETS, "id_hmac_previous_keys", "redis_url")
 
 
 class SettingsError(ValueError):
@@ -203,6 +204,10 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=10, le=60_000)
     verify_db_threads: int = Field(default=4, ge=1, le=64)
     verify_db_deadline_ms: int = Field(default=1000, ge=50, le=30_000)
+    # Shared rate limits across workers and replicas (redis://, rediss:// or unix://; may hold a password,
+    # hence secret and readable from CERTSEAL_REDIS_URL_FILE). Unset: limits count per process.
+    redis_url: SecretStr | None = None
+    redis_timeout_ms: int = Field(default=100, ge=5, le=5000)
     cors_origins: str = "*"
     official_origins: str = ""
     catalogue_path: Path | None = None
@@ -236,6 +241,15 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError("give IP addresses or networks (e.g. 10.0.0.0/8), comma-separated, or *") from None
         return ",".join(entries)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if urlsplit(value.get_secret_value().strip()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("give a redis://, rediss:// or unix:// URL")
+        return SecretStr(value.get_secret_value().strip())
 
     @model_validator(mode="after")
     def _require_https_base_url(self) -> Settings:
@@ -352,6 +366,7 @@ class Settings(BaseSettings):
             f"holder_check_global_failures={self.holder_check_global_failures}/"
             f"{self.holder_check_global_window_seconds}s max_body_bytes={self.max_body_bytes}"
         )
+        redis = self.redis_url.get_secret_value() if self.redis_url else None
         return (
             f"database={describe_database(self.database_url)} public_base_url={self.public_base_url} "
             f"demo={self.demo} dev={self.dev} db_pool_size={self.db_pool_size} "
@@ -361,6 +376,7 @@ class Settings(BaseSettings):
             f"event_retention_days={self.event_retention_days} "
             f"idempotency_retention_hours={self.idempotency_retention_hours} "
             f"prune_interval_seconds={self.prune_interval_seconds} "
+            f"rate_limits={'shared in ' + describe_redis(redis) if redis else 'per process'} "
             f"id_hmac_key_version={self.id_hmac_key_version} "
             f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level}"
         )
@@ -370,6 +386,14 @@ class Settings(BaseSettings):
         """Origins whose QR URLs are genuine; the public base URL's origin is always one."""
         extra = [origin.strip().rstrip("/") for origin in self.official_origins.split(",") if origin.strip()]
         return [self.public_base_url.rstrip("/"), *extra]
+
+
+def describe_redis(url: str) -> str:
+    """Where Redis is, without a password."""
+    parsed = urlsplit(url)
+    if parsed.scheme == "unix":
+        return f"redis {parsed.path}"
+    return f"redis {parsed.hostname or 'localhost'}:{parsed.port or 6379}{parsed.path or ''}"
 
 
 def describe_database(url: str) -> str:

@@ -264,7 +264,24 @@ def migrated_sqlite(migrated_sqlite_template: Path) -> Callable[[Path], Path]:
     return copy
 
 
-POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# With CERTSEAL_TEST_POSTGRES_URL set (a server URL), every test that uses ``database_url`` runs on a fresh
+# PostgreSQL database instead of a SQLite file, and only those tests run (see pytest_collection_modifyitems).
+POSTGRES_UNDER_TEST = os.environ.get("CERTSEAL_TEST_POSTGRES_URL", "")
+POSTGRES_SERVER_URL = POSTGRES_UNDER_TEST or "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL run keep the database-backed tests that the SQLite run did not already run there."""
+    if not POSTGRES_UNDER_TEST:
+        return
+    kept, dropped = [], []
+    for item in items:
+        on_database = "database_url" in getattr(item, "fixturenames", ())
+        already_on_postgres = item.get_closest_marker("postgres") is not None
+        runs = on_database and not already_on_postgres and item.get_closest_marker("browser") is None
+        (kept if runs else dropped).append(item)
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
 
 
 @contextmanager
@@ -313,11 +330,21 @@ def sqlite_or_postgres_url(
 
 
 @pytest.fixture
-def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated_sqlite: Callable[[Path], Path]) -> str:
-    """This test's SQLite file (a copy of the migrated template) as a URL; every CERTSEAL_* variable is removed."""
+def database_url(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_sqlite: Callable[[Path], Path],
+    request: pytest.FixtureRequest,
+) -> str:
+    """This test's database migrated to head, as a URL; every CERTSEAL_* variable is removed.
+
+    A copy of the migrated SQLite template, or on the PostgreSQL run a fresh copy of the PostgreSQL template.
+    """
     for name in list(os.environ):
         if name.startswith("CERTSEAL_"):
             monkeypatch.delenv(name)
+    if POSTGRES_UNDER_TEST:
+        return str(request.getfixturevalue("postgres_url"))
     return f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
+import redis
 from conftest import TEST_NOW
 
 import crypto
@@ -14,9 +16,11 @@ from api.services import ratelimit
 from api.services.errors import HolderCheckLimited, RateLimited
 from api.services.qrcache import QR_SCALES, RenderCache
 from api.services.verify_store import HolderCheckLimits
+from tests.concurrency.harness import free_port
 
 HOUR_START = int(TEST_NOW.timestamp())  # the test clock stands at a whole hour (so a whole minute too)
 MINUTE_START = HOUR_START
+REDIS_UNIT_DB = 6  # the scale-out tests use 7
 assert HOUR_START % 3600 == 0
 
 
@@ -35,7 +39,7 @@ def _assert_limited(response, code: str) -> int:
 
 def test_rate_limiter_counts_per_client_per_minute_and_says_when_it_frees():
     """Past the limit a client gets RateLimited with the seconds to the end of the minute; a new minute resets it."""
-    limiter = ratelimit.RateLimiter()
+    limiter = ratelimit.LocalRateLimiter()
     inside = MINUTE_START + 12.5
 
     allowed = [limiter.allow("ip:a", 3, now=inside + n) for n in range(3)]
@@ -51,10 +55,57 @@ def test_rate_limiter_counts_per_client_per_minute_and_says_when_it_frees():
     assert next_minute is True
 
 
+@pytest.fixture
+def redis_db() -> Iterator[int]:
+    """An emptied Redis database on the local server (the one the scale-out tests do not use)."""
+    client = redis.Redis(port=6379, db=REDIS_UNIT_DB)
+    client.flushdb()
+    yield REDIS_UNIT_DB
+    client.flushdb()
+    client.close()
+
+
+def test_shared_limiters_count_one_window_in_redis(redis_db):
+    """Two limiters on one Redis (two processes' view) share a client's count, per minute window."""
+    first, second = (
+        ratelimit.SharedRateLimiter(ratelimit.redis_client(f"redis://127.0.0.1:6379/{redis_db}", timeout_seconds=1))
+        for _ in range(2)
+    )
+    inside = MINUTE_START + 5
+
+    answers = [limiter.allow("ip:a", 3, now=inside) for limiter in (first, second, first, second)]
+    with pytest.raises(RateLimited) as refused:
+        second.check("ip:a", 3, now=inside + 1)
+    next_minute = first.allow("ip:a", 3, now=MINUTE_START + 60)
+
+    assert answers == [True, True, True, False]
+    assert refused.value.retry_after == 54
+    assert next_minute is True
+
+
+def test_shared_limiter_falls_back_to_process_counts_and_retries_redis_later(redis_db, monkeypatch, caplog):
+    """With Redis unreachable the limiter counts in process (once logged, every fallback counted), then retries."""
+    dead = ratelimit.redis_client(f"redis://127.0.0.1:{free_port()}/{redis_db}", timeout_seconds=0.2)
+    fallbacks = []
+    limiter = ratelimit.SharedRateLimiter(dead, on_fallback=lambda: fallbacks.append(1), retry_seconds=0.3)
+
+    answers = [limiter.allow("ip:a", 2, now=MINUTE_START + n) for n in range(3)]
+    down = limiter.using_redis
+    time.sleep(0.35)
+    tried_again = limiter.using_redis
+
+    assert answers == [True, True, False]
+    assert len(fallbacks) == 3
+    assert (down, tried_again) == (False, True)
+    assert [record.message for record in caplog.records].count(
+        "Redis unavailable (ConnectionError): rate limits count in this process; retrying Redis every 0 s"
+    ) == 1
+
+
 @pytest.mark.parametrize(("offset", "seconds"), [(0.0, 60), (0.2, 60), (59.0, 1), (59.99, 1), (30.0, 30)])
 def test_rate_limiter_retry_after_is_whole_seconds_to_the_window_end(offset, seconds):
     """Retry-After is the remaining time of the minute rounded up: between 1 and 60 seconds."""
-    limiter = ratelimit.RateLimiter()
+    limiter = ratelimit.LocalRateLimiter()
     limiter.allow("ip:a", 1, now=MINUTE_START + offset)
 
     with pytest.raises(RateLimited) as refused:

@@ -98,8 +98,6 @@ async def verify(request: Request) -> Response:
     token = bearer_token(request)
     address = request.client.host if request.client else "-"
     now = state.clock.now().astimezone(CST)
-    if token is None:  # 429 until the minute ends
-        state.rate_limiter.check(f"ip:{address}", settings.verify_rate_per_minute, now=now.timestamp())
     # Past the lane's deadline it raises LaneUnavailable, which the edge answers as 503 registry_unavailable.
     client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
     claims = outcome.certificate.claims if outcome.certificate else None
@@ -128,12 +126,17 @@ async def verify(request: Request) -> Response:
 def _verify_on_lane(
     state: State, body: VerifyRequest, token: str | None, address: str, now: datetime
 ) -> tuple[str | None, Outcome]:
-    """Authenticate an API key, apply its rate limit and verify; returns the key id (None if anonymous)."""
+    """Authenticate an API key, apply the rate limit (429 until the minute ends) and verify.
+
+    Returns the key id (None if anonymous). The limit may be counted in Redis, hence here on the lane.
+    """
     settings = state.settings
     key_id = None
     if token is not None:
         key_id = _authenticated_key_id(token, state, now=now)
         state.rate_limiter.check(f"key:{key_id}", settings.verify_rate_per_minute_with_key, now=now.timestamp())
+    else:
+        state.rate_limiter.check(f"ip:{address}", settings.verify_rate_per_minute, now=now.timestamp())
     outcome = verify_online(
         body,
         store=state.verify_store,

@@ -44,6 +44,7 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
+REDIS_PORT = 6379
 POSTGRES_ADMIN_URL = f"postgresql+psycopg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
 PUBLIC_BASE_URL = "https://cert.test.example"
 CST = timezone(timedelta(hours=8))
@@ -177,7 +178,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, database_url: str, env: Mapping[str, str], log: Path) -> Server:
+    def start(cls, database_url: str, env: Mapping[str, str], log: Path, *, workers: int = 1) -> Server:
         """Start the server and wait until ``/healthz`` answers; a server that exits or stays silent is an error."""
         port = free_port()
         with log.open("ab") as sink:
@@ -193,6 +194,8 @@ class Server:
                     str(port),
                     "--database",
                     database_url,
+                    "--workers",
+                    str(workers),
                 ],
                 cwd=ROOT,
                 env=dict(env),
@@ -374,13 +377,15 @@ def deploy(
     *,
     settings: Mapping[str, str] | None = None,
     server_count: int | None = None,
+    workers: int = 1,
     via_proxy: bool = False,
 ) -> Iterator[Deployment]:
     """A migrated database with ``server_count`` servers on it (SQLite: 1, PostgreSQL: 2 by default).
 
     With ``via_proxy`` (PostgreSQL only) every server reaches the database through one
-    :class:`FreezableProxy`. Servers are started one after the other; everything is stopped, closed
-    and dropped on exit, also when starting fails half-way.
+    :class:`FreezableProxy`. Each server runs ``workers`` processes on its port. Servers are started
+    one after the other; everything is stopped, closed and dropped on exit, also when starting fails
+    half-way.
     """
     if backend not in ("sqlite", "postgresql"):
         raise ValueError(f"unknown backend {backend}")
@@ -403,7 +408,7 @@ def deploy(
             serve_url = via_port(database_url, proxy.port)
         servers: list[Server] = []
         for index in range(server_count or (1 if backend == "sqlite" else 2)):
-            server = Server.start(serve_url, env, folder / f"server-{index}.log")
+            server = Server.start(serve_url, env, folder / f"server-{index}.log", workers=workers)
             stack.callback(server.stop)
             servers.append(server)
         yield Deployment(backend, database_url, servers, secrets_, dict(settings or {}), proxy, folder)
