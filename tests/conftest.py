@@ -300,6 +300,21 @@ def postgres_database(*, template: str | None = None, prefix: str = "certseal_te
         admin.dispose()
 
 
+def hold_write_lock(engine: Any, table: str) -> Any:
+    """A raw connection of its own holding the lock writers of ``table`` wait on; the caller rolls it back.
+
+    SQLite: the database's write lock (``BEGIN IMMEDIATE``). PostgreSQL: ``LOCK TABLE … IN EXCLUSIVE MODE``,
+    which still lets plain reads through, as SQLite's WAL does.
+    """
+    connection = engine.raw_connection()
+    cursor = connection.cursor()
+    if engine.dialect.name == "sqlite":
+        cursor.execute("BEGIN IMMEDIATE")
+    else:
+        cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")  # psycopg has begun a transaction
+    return connection
+
+
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     """The name of a PostgreSQL database migrated to head once per session (a template: never connect to it)."""

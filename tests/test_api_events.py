@@ -6,7 +6,7 @@ import threading
 import time
 from datetime import date
 
-from conftest import TEST_NOW, id_number_for
+from conftest import TEST_NOW, hold_write_lock, id_number_for
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -83,8 +83,7 @@ def test_flush_waits_for_a_batch_the_writer_thread_has_taken(app, app_client):
     """A flush that starts while another flush holds a batch returns only after that batch is written."""
     recorder = EventRecorder(app.state.engine)
     recorder.record(**_event("in-flight"))
-    blocker = app.state.engine.raw_connection()
-    blocker.cursor().execute("BEGIN IMMEDIATE")  # the database is busy: the first flush waits on it
+    blocker = hold_write_lock(app.state.engine, "verification_events")  # the first flush waits on it
     first = threading.Thread(target=recorder.flush)
     first.start()
     time.sleep(0.2)
