@@ -103,6 +103,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
     app.state.rate_limiter = RateLimiter()
+    # Run by /readyz after the database and schema checks; see api.routers.health.register_readiness_check.
+    app.state.readiness_checks = []
     install_error_handlers(app)
     # Verify first: routes are matched in order and it is by far the most called.
     for router in (

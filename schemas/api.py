@@ -275,3 +275,13 @@ class Health(BaseModel):
     """Liveness or readiness."""
 
     status: Literal["ok", "unavailable"]
+
+
+class Readiness(Health):
+    """Readiness: ``ok``, or ``unavailable`` with the dependencies that failed."""
+
+    failed: list[str] | None = Field(
+        default=None,
+        examples=[["database"]],
+        description="on 503 only: what failed, e.g. `database`, `schema` (migrations not at head), `redis`",
+    )
