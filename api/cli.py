@@ -441,14 +441,20 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     print()
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+def configure_service_logging(
+    level: str, *, verbose: bool = False, log_format: str = "text", access_log: bool = True
+) -> None:
+    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v) as JSON or text lines with times and request ids.
 
+    uvicorn's loggers log through it; its access log stays off (the service writes its own, see
+    :class:`api.middleware.RequestContextMiddleware`), and ours is off with ``access_log=False``.
+    """
+    from .logs import ACCESS_LOGGER, configure_logging
 
-def configure_service_logging(level: str, *, verbose: bool = False) -> None:
-    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v), with times; uvicorn's loggers log through it."""
-    logging.basicConfig(level=logging.DEBUG if verbose else level, format=LOG_FORMAT, force=True)
+    configure_logging(logging.DEBUG if verbose else level, "json" if log_format == "json" else "text")
     if not verbose:  # Alembic's per-connection chatter ("Context impl ...") only with -v
         logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -467,7 +473,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import DEMO_SECRETS
 
     settings = _service_settings(args)
-    configure_service_logging(settings.log_level, verbose=args.verbose)
+    configure_service_logging(
+        settings.log_level,
+        verbose=args.verbose,
+        log_format=settings.log_format_in_effect,
+        access_log=settings.access_log or args.access_log,
+    )
     if not settings.demo:
         values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in DEMO_SECRETS}
         missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
@@ -491,7 +502,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_config=None,  # keep the logging configured above
         log_level=settings.log_level.lower(),
-        access_log=args.access_log,
+        access_log=False,  # the service logs each request itself (JSON, request id, route template)
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or "",  # never uvicorn's default (127.0.0.1) or FORWARDED_ALLOW_IPS
     )
@@ -921,7 +932,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="demo mode (also CERTSEAL_DEMO=true): demo secrets, issuer and certificates"
     )
-    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (the default unless CERTSEAL_ACCESS_LOG=false)"
+    )
     serve.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",

@@ -18,6 +18,7 @@ from schemas.api import ErrorResponse, VerifyRequest, VerifyResponse
 from ..db import LaneUnavailable
 from ..deps import bearer_token
 from ..errors import ApiError, validation_error
+from ..metrics import REGISTRY_READ_ERRORS, count_verification
 from ..security import api_key_matches, api_key_prefix
 from ..services.errors import RegistryUnavailable
 from ..services.verification import Outcome, certificate_summary, verify_online
@@ -105,7 +106,9 @@ async def verify(request: Request) -> Response:
     try:
         client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
     except LaneUnavailable:
+        REGISTRY_READ_ERRORS.labels("deadline").inc()
         raise RegistryUnavailable() from None
+    count_verification(outcome.decision, outcome.reasons)
     claims = outcome.certificate.claims if outcome.certificate else None
     state.events.record(
         at=now,
