@@ -54,20 +54,25 @@ class JsonFormatter(logging.Formatter):
     under ``exception`` (the server's log only, never a response).
     """
 
+    _second = -1
+    _second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         seconds = int(record.created)
+        if seconds != self._second:  # strftime once a second: it was a third of the line's cost
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+            self._second = seconds
         line: dict[str, Any] = {
-            "timestamp": f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}"
-            f".{int((record.created - seconds) * 1000):03d}Z",
+            "timestamp": f"{self._second_text}.{int((record.created - seconds) * 1000):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
-        for field in ACCESS_FIELDS:
-            value = record.__dict__.get(field)
-            if value is not None:
-                line[field] = value
+        fields = record.__dict__
+        if "route" in fields:  # an access line: all five fields
+            for field in ACCESS_FIELDS:
+                line[field] = fields[field]
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.stack_info:
@@ -91,3 +96,7 @@ def configure_logging(level: str | int, log_format: LogFormat) -> None:
         handler.close()
     root.addHandler(make_handler(log_format))
     root.setLevel(level)
+    # Neither format shows the thread, process or source line: don't look them up for every record
+    # (the logging HOWTO's "Optimization"; the caller lookup walks the stack).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
