@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -450,6 +451,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .demo import seed_demo
     from .main import create_app
+    from .metrics import prepare_multiprocess_metrics_dir
     from .serving import (
         WORKER_APP_FACTORY,
         configure_service_logging,
@@ -459,7 +461,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .settings import DEMO_SECRETS
 
     settings = _service_settings(args)
-    configure_service_logging(settings.log_level, verbose=args.verbose)
+    configure_service_logging(
+        settings.log_level,
+        verbose=args.verbose,
+        log_format=settings.log_format_in_effect,
+        access_log=settings.access_log or args.access_log,
+    )
     if not settings.demo:
         values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in DEMO_SECRETS}
         missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
@@ -479,7 +486,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Each worker process imports the app factory and reads the same settings from the environment;
         # migrations and demo seeding ran once, above, before any worker starts.
-        export_settings_for_workers(settings, verbose=args.verbose)
+        export_settings_for_workers(settings, verbose=args.verbose, access_log=settings.access_log or args.access_log)
+        metrics_dir = prepare_multiprocess_metrics_dir()  # /metrics then sums every worker's values
         app: Any = WORKER_APP_FACTORY
     else:
         tune_garbage_collector()
@@ -492,10 +500,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_config=None,  # keep the logging configured above (and in each worker, by the factory)
         log_level=settings.log_level.lower(),
-        access_log=args.access_log,
+        access_log=False,  # the service logs each request itself (JSON, request id, route template)
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or "",  # never uvicorn's default (127.0.0.1) or FORWARDED_ALLOW_IPS
     )
+    if args.workers > 1:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return EXIT_OK
 
 
@@ -956,7 +966,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="demo mode (also CERTSEAL_DEMO=true): demo secrets, issuer and certificates"
     )
-    serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--access-log", action="store_true", help="log every request (the default unless CERTSEAL_ACCESS_LOG=false)"
+    )
     serve.add_argument(
         "--workers",
         type=_worker_count,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import queue
 import threading
@@ -150,7 +151,9 @@ class BlockingLane:
         """Run ``function`` on a lane thread; raise :class:`LaneUnavailable` past the deadline."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put(_LaneCall(loop, future, functools.partial(function, *args, **kwargs)))
+        # In the caller's context: a line logged on the lane carries the request's id.
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+        self._calls.put(_LaneCall(loop, future, call))
         try:
             async with asyncio.timeout(self.deadline_seconds):
                 return await future
@@ -169,6 +172,11 @@ class BlockingLane:
                 outcome = (call.future, None, exc)
             with contextlib.suppress(RuntimeError):  # the loop closed (shutdown): nobody waits any more
                 call.loop.call_soon_threadsafe(_deliver, outcome)
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a lane thread (approximate, as any queue length read from another thread)."""
+        return self._calls.qsize()
 
     def close(self) -> None:
         """Stop the threads once the queued calls are done (they end on their own)."""

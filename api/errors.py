@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from schemas.api import ErrorResponse, Strict
 
 from .db import LaneUnavailable
+from .metrics import REGISTRY_READ_ERRORS, UNMATCHED_ROUTE
 from .services.errors import (
     Busy,
     Conflict,
@@ -158,6 +159,11 @@ def service_status(exc: ServiceError) -> int:
     return next((status for kind, status in _SERVICE_STATUS if isinstance(exc, kind)), 400)
 
 
+def _route(request: Request) -> str:
+    """The route template of a request for the log, never its path (which may carry anything a client sent)."""
+    return str(getattr(request.scope.get("route"), "path", UNMATCHED_ROUTE))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
 
@@ -179,7 +185,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        log.warning("database unavailable on %s %s: %s", request.method, _route(request), type(exc).__name__)
+        if isinstance(exc, LaneUnavailable):
+            REGISTRY_READ_ERRORS.labels("deadline").inc()
         body = error_body(RegistryUnavailable.code, RegistryUnavailable.message)
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
@@ -204,5 +212,5 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the server's log only; the body stays generic.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, _route(request), exc_info=exc)
         return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

@@ -10,18 +10,22 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.engine import Engine
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 
 from schemas.api import ErrorResponse
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
+from . import metrics
 from .clock import Clock, SystemClock
 from .db import BlockingLane
 from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .keyring import Keyring
-from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from .middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from .pruner import PeriodicPruner
 from .routers import catalogue, certificates, health, issuers, keys, page, verify
+from .routers import metrics as metrics_router
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
@@ -59,6 +63,18 @@ def log_mode_warnings(settings: Settings) -> None:
         )
 
 
+class CertsealApp(FastAPI):
+    """FastAPI with :class:`RequestContextMiddleware` outside everything, Starlette's error layer included.
+
+    So the request id is on every response (a 500 too) and in every line logged during the request,
+    and the access line and latency are those the client saw.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        mounts = [route.path for route in self.routes if isinstance(route, Mount)]
+        return RequestContextMiddleware(super().build_middleware_stack(), mounts=mounts)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app; the lifespan opens the database and checks every active signing key decrypts.
 
@@ -77,9 +93,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         log_mode_warnings(settings)
         engine, keyring, active = await to_thread.run_sync(open_database)
         # Request threads and pooled connections are one number: a thread never waits for a connection.
-        to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+        thread_limiter = to_thread.current_default_thread_limiter()
+        thread_limiter.total_tokens = settings.db_pool_size
         key_usage = KeyUsage(engine)
-        events = EventRecorder(engine, settings.event_flush_seconds, also_flush=[key_usage.flush])
+        # The event writer's thread also samples the gauges (pool, queues) for the other workers' scrapes.
+        events = EventRecorder(
+            engine, settings.event_flush_seconds, also_flush=[key_usage.flush, lambda: metrics.sample(app.state)]
+        )
         events.start()
         verify_store = VerifyStore(engine, deadline_ms=settings.verify_db_deadline_ms)
         verify_lane = BlockingLane(
@@ -88,14 +108,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             name="certseal-verify",
         )
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
-        app.state.key_usage = key_usage
+        app.state.key_usage, app.state.thread_limiter = key_usage, thread_limiter
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
         redis = None
         if settings.redis_url:
             redis = redis_client(
                 settings.redis_url.get_secret_value(), timeout_seconds=settings.redis_timeout_ms / 1000
             )
-            app.state.rate_limiter = SharedRateLimiter(redis)
+            app.state.rate_limiter = SharedRateLimiter(redis, on_fallback=metrics.RATE_LIMIT_FALLBACKS.inc)
+            health.register_readiness_check(app, "redis", redis.ping, required=False)
         else:
             app.state.rate_limiter = LocalRateLimiter()
         pruner = PeriodicPruner(
@@ -115,8 +136,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             if redis is not None:
                 await to_thread.run_sync(redis.close)
             await to_thread.run_sync(_close, verify_store, events, engine)
+            metrics.mark_process_dead()  # this worker's live gauges leave the sum (multiprocess mode)
 
-    app = FastAPI(
+    app = CertsealApp(
         title="certseal",
         version="1.0.0",
         description=DESCRIPTION,
@@ -126,11 +148,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
+    # Run by /readyz after the database and schema checks; see api.routers.health.register_readiness_check.
+    app.state.readiness_checks = []
     install_error_handlers(app)
     # Verify first: routes are matched in order and it is by far the most called.
     for router in (
         verify.router,
         health.router,
+        metrics_router.router,
         keys.router,
         catalogue.router,
         certificates.router,

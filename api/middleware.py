@@ -1,10 +1,103 @@
-"""Pure ASGI middleware: request body size limit and security headers (cheap on every request)."""
+"""Pure ASGI middleware: request id, access log and latency metric; body size limit; security headers.
+
+All of them are cheap on every request: no ``BaseHTTPMiddleware`` (its extra task and body streams cost
+more than the verification itself).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .logs import ACCESS_LOGGER, accepted_request_id, request_id_var
+from .metrics import HTTP_REQUEST_DURATION, UNMATCHED_ROUTE
+
+access_log = logging.getLogger(ACCESS_LOGGER)
+# Any other method a client invents counts as "OTHER": a label never takes a value the client chose.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_ACCESS_MESSAGE = "%s %s %d %.2fms %s"
+
+
+class RequestContextMiddleware:
+    """The outermost layer: request id, one access-log line and the latency histogram per HTTP request.
+
+    The client's ``X-Request-Id`` is kept if valid (1-64 of ``[A-Za-z0-9._-]``), else a new one is made;
+    it is set in :data:`api.logs.request_id_var` for the whole request and echoed on every response,
+    errors included. The access line and the histogram name the route *template* (``/v1/certificates/
+    {certificate_id}``), never the raw path or query string, so no ID number, token or QR text can reach
+    them, and unknown paths share one label.
+    """
+
+    def __init__(self, app: ASGIApp, mounts: Sequence[str] = ()) -> None:
+        self.app = app
+        self.mounts = tuple(mounts)
+        # Histogram children by (method, route, status): labels() costs a lock and a str() per label.
+        self._latency: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        sent = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                sent = value
+                break
+        request_id = accepted_request_id(sent)
+        header = (b"x-request-id", request_id.encode())
+        token = request_id_var.set(request_id)
+        status = 500  # unless a response starts: an exception that escapes every handler
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None)
+        if template is None:
+            path = scope["path"]
+            template = next((mount for mount in self.mounts if path.startswith(f"{mount}/")), UNMATCHED_ROUTE)
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        key = (method, template, status)
+        latency = self._latency.get(key)
+        if latency is None:
+            latency = self._latency[key] = HTTP_REQUEST_DURATION.labels(method, template, status)
+        latency.observe(seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            address = client[0] if client else "-"
+            duration_ms = round(seconds * 1000, 2)
+            # A record made here and handed to the logger: no caller lookup (findCaller walks the stack)
+            # and no ``extra`` checks, for a line written on every request.
+            record = logging.LogRecord(
+                ACCESS_LOGGER,
+                logging.INFO,
+                __file__,
+                0,
+                _ACCESS_MESSAGE,
+                (method, template, status, duration_ms, address),
+                None,
+            )
+            record.method, record.route, record.status = method, template, status
+            record.duration_ms, record.client = duration_ms, address
+            access_log.handle(record)
+
 
 _TOO_LARGE = json.dumps(
     {"error": {"code": "payload_too_large", "message": "request body is too large", "details": None}}

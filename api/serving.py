@@ -20,14 +20,21 @@ if TYPE_CHECKING:
 WORKER_APP_FACTORY = "api.serving:worker_app"
 _VERBOSE = "CERTSEAL_SERVE_VERBOSE"
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+def configure_service_logging(
+    level: str, *, verbose: bool = False, log_format: str = "text", access_log: bool = True
+) -> None:
+    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v) as JSON or text lines with times and request ids.
 
-def configure_service_logging(level: str, *, verbose: bool = False) -> None:
-    """Log to stderr at ``CERTSEAL_LOG_LEVEL`` (DEBUG with -v), with times; uvicorn's loggers log through it."""
-    logging.basicConfig(level=logging.DEBUG if verbose else level, format=LOG_FORMAT, force=True)
+    uvicorn's loggers log through it; its access log stays off (the service writes its own, see
+    :class:`api.middleware.RequestContextMiddleware`), and ours is off with ``access_log=False``.
+    """
+    from .logs import ACCESS_LOGGER, configure_logging
+
+    configure_logging(logging.DEBUG if verbose else level, "json" if log_format == "json" else "text")
     if not verbose:  # Alembic's per-connection chatter ("Context impl ...") only with -v
         logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if access_log else logging.WARNING)
 
 
 def tune_garbage_collector() -> None:
@@ -43,12 +50,13 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def export_settings_for_workers(settings: Settings, *, verbose: bool) -> None:
+def export_settings_for_workers(settings: Settings, *, verbose: bool, access_log: bool) -> None:
     """Put the settings the command line chose into the environment the worker processes inherit."""
     os.environ["CERTSEAL_DATABASE_URL"] = settings.database_url
     os.environ["CERTSEAL_PUBLIC_BASE_URL"] = settings.public_base_url
     os.environ["CERTSEAL_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
     os.environ["CERTSEAL_DEMO"] = "true" if settings.demo else "false"
+    os.environ["CERTSEAL_ACCESS_LOG"] = "true" if access_log else "false"
     os.environ[_VERBOSE] = "1" if verbose else ""
 
 
@@ -58,7 +66,12 @@ def worker_app() -> FastAPI:
     from .runtime import load_settings
 
     settings = load_settings(demo=False)
-    configure_service_logging(settings.log_level, verbose=bool(os.environ.get(_VERBOSE)))
+    configure_service_logging(
+        settings.log_level,
+        verbose=bool(os.environ.get(_VERBOSE)),
+        log_format=settings.log_format_in_effect,
+        access_log=settings.access_log,
+    )
     app = create_app(settings)
     tune_garbage_collector()
     return app

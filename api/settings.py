@@ -157,6 +157,11 @@ class Settings(BaseSettings):
     # real ones); every start logs a warning.
     dev: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # One JSON object per line for log collectors, or text for people; unset: json, but text in demo mode
+    # (someone is reading the terminal). See log_format_in_effect.
+    log_format: Literal["json", "text"] | None = None
+    # One access line per request (the service's own, with the request id; uvicorn's is always off).
+    access_log: bool = True
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or networks,
     # or "*"); by default nobody's, so a client cannot choose the address its rate limit is counted under.
     forwarded_allow_ips: str = ""
@@ -228,6 +233,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case_format(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod
@@ -334,6 +346,13 @@ class Settings(BaseSettings):
         )
 
     @cached_property
+    def log_format_in_effect(self) -> Literal["json", "text"]:
+        """``CERTSEAL_LOG_FORMAT``, or when unset json (text in demo mode)."""
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.demo else "json"
+
+    @cached_property
     def allow_insecure_localhost(self) -> bool:
         """http://localhost base URLs are for demo and development only."""
         return self.demo or self.dev
@@ -378,7 +397,8 @@ class Settings(BaseSettings):
             f"prune_interval_seconds={self.prune_interval_seconds} "
             f"rate_limits={'shared in ' + describe_redis(redis) if redis else 'per process'} "
             f"id_hmac_key_version={self.id_hmac_key_version} "
-            f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level}"
+            f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level} "
+            f"log_format={self.log_format_in_effect} access_log={self.access_log}"
         )
 
     @cached_property

@@ -109,7 +109,11 @@ def main() -> int:
             '  return wrk.format("POST", "/v1/verify", {["Content-Type"] = "application/json"}, bodies[i])\nend\n',
             encoding="utf-8",
         )
-        env = {**os.environ, "CERTSEAL_VERIFY_RATE_PER_MINUTE": str(10**9)}  # the limiter would stop one client
+        env = {
+            **os.environ,
+            "CERTSEAL_VERIFY_RATE_PER_MINUTE": str(10**9),  # the limiter would stop one client
+            "CERTSEAL_LOG_FORMAT": "json",  # as deployed (demo mode would log text): JSON access lines, metrics on
+        }
         server = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--demo", "--database", database_url, "--port", str(port)],
             env=env,

@@ -275,3 +275,21 @@ class Health(BaseModel):
     """Liveness or readiness."""
 
     status: Literal["ok", "unavailable"]
+
+
+class Readiness(BaseModel):
+    """Readiness: ``ok``; ``degraded`` naming optional dependencies down; or ``unavailable`` with what failed."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+
+    failed: list[str] | None = Field(
+        default=None,
+        examples=[["database"]],
+        description="on 503 only: what failed, e.g. `database`, `schema` (migrations not at head)",
+    )
+    degraded: list[str] | None = Field(
+        default=None,
+        examples=[["redis"]],
+        description="on 200 with status `degraded` only: optional dependencies that do not answer, e.g. "
+        "`redis` (rate limits then count per process)",
+    )

@@ -729,3 +729,84 @@ def seed_demo_data(clock: FixedClock) -> Callable[[Settings], list[Any]]:
             return seed_demo(rt)
 
     return seed
+
+
+# ---------------------------------------------------------------------------------------------------
+# Observability (tests/test_metrics.py, test_access_log.py, test_readiness.py): metric values and log lines.
+# ---------------------------------------------------------------------------------------------------
+
+import io  # noqa: E402
+import logging  # noqa: E402
+
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+from api.logs import JsonFormatter, RequestIdFilter  # noqa: E402
+
+
+def metric_samples(exposition: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a Prometheus text exposition by (sample name, sorted labels)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+@pytest.fixture
+def scrape(app_client: TestClient) -> Callable[[], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """Return a function reading GET /metrics (asserting 200) into :func:`metric_samples`."""
+
+    def read() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = app_client.get("/metrics")
+        assert response.status_code == 200, response.text
+        return metric_samples(response.text)
+
+    return read
+
+
+def metric(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    """One sample's value from :func:`metric_samples` (0 when absent: a labelled child not made yet)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+@dataclass
+class LogCapture:
+    """Log lines written through a JSON handler on the root logger while a test runs."""
+
+    stream: io.StringIO
+
+    @property
+    def text(self) -> str:
+        """Everything written so far."""
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line so far, parsed with json.loads."""
+        return [json.loads(line) for line in self.text.splitlines()]
+
+    def access(self) -> list[dict[str, Any]]:
+        """The access lines (logger ``certseal.access``) so far."""
+        return [line for line in self.lines() if line["logger"] == "certseal.access"]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[LogCapture]:
+    """Capture every record at INFO and above as the service writes it with CERTSEAL_LOG_FORMAT=json.
+
+    The test client's own lines (logger ``httpx``, which quote the full URL it sent) are left out: the
+    service never logs through httpx.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(lambda record: not record.name.startswith("httpx"))
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield LogCapture(stream)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -424,7 +424,7 @@ def test_verify_fails_closed_when_the_database_is_down(app, app_client, issuer, 
     alive = app_client.get("/healthz")
 
     assert_error(verified, 503, "registry_unavailable")
-    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable"})
+    assert (ready.status_code, ready.json()) == (503, {"status": "unavailable", "failed": ["database"]})
     assert alive.status_code == 200
 
 

@@ -7,6 +7,9 @@ names the proxies that are believed.
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 import pytest
 from conftest import PRODUCTION_BASE_URL, certseal_environment, run_certseal
@@ -84,13 +87,44 @@ def test_serve_with_file_secrets_logs_its_start_up_line_and_no_secret(served_dat
     )
 
     assert app_keys.status_code == 200
-    (line,) = [line for line in server.output.splitlines() if "certseal starting:" in line]
-    assert " INFO certseal: " in line
-    assert "database=sqlite " in line
-    assert "previous_hmac_versions=[1]" in line
+    (line,) = [json.loads(line) for line in server.output.splitlines() if "certseal starting:" in line]
+    assert (line["level"], line["logger"], line["request_id"]) == ("INFO", "certseal", "-")
+    assert "database=sqlite " in line["message"]
+    assert "previous_hmac_versions=[1]" in line["message"]
     assert "Uvicorn running on" in server.output
     for value in [*production_secrets.values(), "previous-hmac-key-Vb7Qw2Lr9Zt4"]:
         assert value not in server.output
+
+
+@pytest.mark.slow
+def test_serve_writes_one_json_access_line_per_request_instead_of_uvicorns(served_database, start_serve):
+    """``serve`` logs each request once, as JSON with the request id and route template; uvicorn's line is off."""
+    database, env = served_database
+    server = start_serve("--database", database, env=env)
+
+    answer = httpx.get(f"{server.base_url}/v1/keys", headers={"X-Request-Id": "serve-test-1"}, timeout=10)
+    lines = _wait_for_lines(server, '"request_id":"serve-test-1"')
+
+    assert answer.headers["x-request-id"] == "serve-test-1"
+    (access,) = [json.loads(line) for line in lines]
+    assert {key: access[key] for key in ("logger", "method", "route", "status", "client")} == {
+        "logger": "certseal.access",
+        "method": "GET",
+        "route": "/v1/keys",
+        "status": 200,
+        "client": "127.0.0.1",
+    }
+    assert "GET /v1/keys HTTP/1.1" not in server.output  # uvicorn's access line
+    assert [line for line in server.output.splitlines() if "/v1/keys" in line] == lines
+
+
+def _wait_for_lines(server, text, seconds=5.0):
+    """The lines of the server's output holding ``text``, waiting until there is one (the log is written last)."""
+    deadline = time.monotonic() + seconds
+    while not (lines := [line for line in server.output.splitlines() if text in line]):
+        assert time.monotonic() < deadline, server.output
+        time.sleep(0.05)
+    return lines
 
 
 def test_serve_refuses_a_forwarded_allow_ips_that_is_not_an_address(run_cli, tmp_path, production_secrets):

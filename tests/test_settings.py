@@ -142,7 +142,11 @@ def test_previous_hmac_keys_join_the_current_one(make_production_settings, produ
 
 def test_every_secret_can_come_from_a_file(monkeypatch, tmp_path, production_secrets):
     """Each CERTSEAL_<SECRET>_FILE is read (trailing newline stripped) exactly as the variable would be."""
-    values = {**production_secrets, "id_hmac_previous_keys": "7:k3Jq9vLm2Xp8Rt4wZ-previous"}
+    values = {
+        **production_secrets,
+        "id_hmac_previous_keys": "7:k3Jq9vLm2Xp8Rt4wZ-previous",
+        "redis_url": "redis://:s3cret-pass@cache.internal:6380/2",
+    }
     files = {}
     for name, value in values.items():
         path = tmp_path / name
@@ -155,6 +159,10 @@ def test_every_secret_can_come_from_a_file(monkeypatch, tmp_path, production_sec
     assert set(values) == set(SECRET_SETTINGS)
     assert {name: settings.require(name) for name in production_secrets} == production_secrets
     assert settings.previous_hmac_keys == {7: "k3Jq9vLm2Xp8Rt4wZ-previous"}
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == values["redis_url"]
+    assert "s3cret-pass" not in settings.startup_summary()
+    assert "rate_limits=shared in redis cache.internal:6380/2" in settings.startup_summary()
 
 
 def test_variable_and_file_together_are_refused(monkeypatch, tmp_path, production_secrets):

@@ -42,6 +42,7 @@ from ..deps import (
     get_principal,
 )
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
+from ..metrics import CERTIFICATES_ISSUED, STATUS_CHANGES
 from ..models import Certificate, IdempotencyRecord, Issuer
 from ..security import id_number_hmac, url_signature_valid
 from ..services import issuance
@@ -160,6 +161,7 @@ def issue_certificate(
         if record is None:
             raise
         return _replay(record, request_hash)
+    CERTIFICATES_ISSUED.labels(issuer.code).inc()
     return JSONResponse(payload, status_code=201, headers={"Location": payload["links"]["self"]})
 
 
@@ -411,6 +413,7 @@ def _add_status_route(action: str, summary: str, description: str) -> None:
                 actor=f"issuer:{issuer.code}",
                 now=clock.now(),
             )
+        STATUS_CHANGES.labels(issuer.code, action).inc()
         return certificate_out(certificate, issuer, settings, catalogue)
 
     router.add_api_route(

@@ -17,6 +17,7 @@ from schemas.api import ErrorResponse, VerifyRequest, VerifyResponse
 
 from ..deps import bearer_token
 from ..errors import ApiError, validation_error
+from ..metrics import count_verification
 from ..security import api_key_matches, api_key_prefix
 from ..services.verification import Outcome, certificate_summary, verify_online
 from ..settings import is_published_demo_token
@@ -100,6 +101,7 @@ async def verify(request: Request) -> Response:
     now = state.clock.now().astimezone(CST)
     # Past the lane's deadline it raises LaneUnavailable, which the edge answers as 503 registry_unavailable.
     client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
+    count_verification(outcome.decision, outcome.reasons)
     claims = outcome.certificate.claims if outcome.certificate else None
     state.events.record(
         at=now,

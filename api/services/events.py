@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import begin_write
+from ..metrics import EVENTS_DROPPED
 from ..models import VerificationEvent, new_id
 
 log = logging.getLogger("certseal.events")
@@ -71,6 +72,7 @@ class EventRecorder:
             for _ in range(excess):
                 self._queue.popleft()
             self.dropped += excess
+            EVENTS_DROPPED.inc(excess)
             log.error("verification event queue full: dropped %d oldest events (%d in all)", excess, self.dropped)
 
     @property

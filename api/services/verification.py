@@ -22,6 +22,7 @@ from schemas.catalogue import Catalogue
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
 
 from ..keyring import Keyring
+from ..metrics import REGISTRY_READ_ERRORS
 from ..security import id_number_hmac, sign_url_path
 from ..settings import Settings
 from .errors import InvalidIdNumberError, RegistryUnavailable
@@ -202,6 +203,7 @@ def verify_online(
     except VerificationError as error:
         return Outcome("reject", [error.code], checks, None, None, False)
     except SQLAlchemyError:  # the key lookup reads the database: fail closed, never a 500 or an accept
+        REGISTRY_READ_ERRORS.labels("database_error").inc()
         raise RegistryUnavailable() from None
     id_number = None
     if request.holder_id_number:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..metrics import REGISTRY_READ_ERRORS
 from .errors import HolderCheckLimited, RegistryUnavailable
 
 _REGISTRY_SQL = """
@@ -159,6 +160,7 @@ class VerifyStore:
                 cursor.close()
         except (SQLAlchemyError, self._driver_error):
             self._drop_connection()
+            REGISTRY_READ_ERRORS.labels("database_error").inc()
             raise RegistryUnavailable() from None
 
     def registry_entry(self, *, serial: str, kid: str) -> RegistryEntry | None:
@@ -224,6 +226,7 @@ class VerifyStore:
                 cursor.close()
         except (SQLAlchemyError, self._driver_error):
             self._drop_connection()
+            REGISTRY_READ_ERRORS.labels("database_error").inc()
             raise RegistryUnavailable() from None
 
 

@@ -187,7 +187,7 @@ def test_an_api_key_revoked_through_one_instance_is_refused_by_the_other(two_ins
 
 @pytest.mark.parametrize("outage", ["refused", "frozen"])
 def test_redis_down_falls_back_to_per_process_limits(tmp_path: Path, outage: str, figure):
-    """With Redis refusing or frozen, verify still answers promptly and the limit still holds, per process."""
+    """With Redis refusing or frozen, verify answers promptly, the limit holds per process, /readyz says degraded."""
     proxy = None
     if outage == "refused":
         url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
@@ -202,6 +202,7 @@ def test_redis_down_falls_back_to_per_process_limits(tmp_path: Path, outage: str
             wait_for_a_fresh_minute_window()
 
             answers = anonymous_verifies(deployment, qr, 2 * LIMIT)
+            readiness = provision.client.get(f"{deployment.url()}/readyz", timeout=10)
 
             provision.close()
             logs = deployment.logs()
@@ -213,3 +214,4 @@ def test_redis_down_falls_back_to_per_process_limits(tmp_path: Path, outage: str
     assert tally(answers) == {"200 accept": LIMIT, "429 rate_limited": LIMIT}, describe(tally(answers))
     assert slowest < 2.0
     assert "Redis unavailable" in logs
+    assert (readiness.status_code, readiness.json()) == (200, {"status": "degraded", "degraded": ["redis"]})
