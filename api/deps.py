@@ -28,7 +28,7 @@ from .clock import Clock
 from .db import read_transaction
 from .errors import ApiError
 from .keyring import Keyring
-from .models import ApiKey, Certificate, Issuer
+from .models import ApiKey, Certificate, Issuer, could_be_id
 from .security import api_key_matches, api_key_prefix
 from .services.errors import RegistryUnavailable
 from .services.key_usage import KeyUsage
@@ -209,11 +209,18 @@ def owned_certificate(certificate_id: str, issuer: IssuerDep, session: SessionDe
     Another issuer's certificate answers exactly like an id that does not exist, so the answer never
     tells a caller that an id is taken.
     """
-    with read_transaction(session):
-        certificate = session.get(Certificate, certificate_id)
+    certificate = find_certificate(session, certificate_id)
     if certificate is None or certificate.issuer_id != issuer.id:
         raise ApiError(404, "certificate_not_found", "no such certificate")
     return certificate
+
+
+def find_certificate(session: Session, certificate_id: str) -> Certificate | None:
+    """The certificate with this id from a URL, or None (also for a string that cannot be an id)."""
+    if not could_be_id(certificate_id):
+        return None
+    with read_transaction(session):
+        return session.get(Certificate, certificate_id)
 
 
 OwnedCertificateDep = Annotated[Certificate, Depends(owned_certificate)]

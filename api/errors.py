@@ -194,6 +194,13 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind in _DATABASE_UNAVAILABLE:
         app.add_exception_handler(kind, _database_unavailable)
 
+    @app.exception_handler(sa_exc.DataError)
+    async def _value_the_database_refuses(request: Request, exc: sa_exc.DataError) -> JSONResponse:
+        # A value from the request that the database cannot hold (e.g. a NUL character in a path segment
+        # on PostgreSQL): the caller's input, never a 500. Ids are checked before any query; this is the net.
+        log.warning("database refused a value on %s %s: %s", request.method, _route(request), type(exc.orig).__name__)
+        return JSONResponse(error_body("invalid_value", "a value in the request is not valid"), status_code=400)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)

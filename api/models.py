@@ -42,6 +42,15 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+def could_be_id(text: str) -> bool:
+    """Whether ``text`` has the shape :func:`new_id` gives (32 lowercase hex digits).
+
+    Ids from a URL are checked before any query: anything else names no row, and some values (a NUL
+    character) are not even valid text to PostgreSQL.
+    """
+    return len(text) == 32 and all(character in "0123456789abcdef" for character in text)
+
+
 class Issuer(SQLModel, table=True):
     """An issuing authority, e.g. a provincial emergency-management department."""
 

@@ -166,7 +166,7 @@ from datetime import timedelta  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import MetaData, create_engine, text  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from api import migrate  # noqa: E402
@@ -298,6 +298,22 @@ def postgres_database(*, template: str | None = None, prefix: str = "certseal_te
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def stored_bytes(engine: Any, folder: Path) -> bytes:
+    """Everything the test database holds: the SQLite files in ``folder`` byte for byte (free pages too),
+    or on PostgreSQL every value of every table (bytea raw, the rest as text)."""
+    if engine.dialect.name == "sqlite":
+        return b"".join(path.read_bytes() for path in sorted(folder.glob("certseal.db*")))
+    parts: list[bytes] = []
+    metadata = MetaData()
+    with engine.connect() as connection:
+        metadata.reflect(connection)
+        for table in metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                for value in row:
+                    parts.append(bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode())
+    return b"\x00".join(parts)
 
 
 def hold_write_lock(engine: Any, table: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -66,3 +67,25 @@ def test_certificate_paths_with_arbitrary_ids_answer_cleanly(app_client, certifi
     ]
 
     assert all(r.status_code in (403, 404, 422) for r in responses), [r.text for r in responses]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/issuers/CN%0044"),
+        ("GET", "/v1/issuers/%00/api-keys"),
+        ("DELETE", "/v1/issuers/CN-44/api-keys/%00"),
+        ("DELETE", "/v1/apps/api-keys/%00abc"),
+        ("POST", "/v1/issuers/CN-44/keys/%00/revoke"),
+        ("GET", "/v1/certificates/%00"),
+        ("POST", "/v1/certificates/%00/revoke"),
+    ],
+)
+def test_a_nul_character_in_any_path_parameter_is_a_4xx(app_client, admin_headers, issuer, method, path):
+    """A NUL in a path segment (text PostgreSQL cannot even compare) is a clean 4xx on every route, never a 500."""
+    headers = issuer.headers if path.startswith("/v1/certificates") else admin_headers
+
+    response = app_client.request(method, path, headers=headers, json={"reason": "test"})
+
+    assert 400 <= response.status_code < 500, response.text
+    assert set(response.json()) == {"error"}

@@ -39,6 +39,7 @@ from ..deps import (
     OwnedCertificateDep,
     SessionDep,
     SettingsDep,
+    find_certificate,
     get_principal,
 )
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
@@ -289,8 +290,7 @@ def read_certificate(
 
 
 def _public_certificate(session: Session, certificate_id: str) -> Certificate:
-    with read_transaction(session):
-        certificate = session.get(Certificate, certificate_id)
+    certificate = find_certificate(session, certificate_id)
     if certificate is None:
         raise ApiError(404, "certificate_not_found", "no such certificate")
     return certificate
