@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from api.db import BlockingLane
 from api.logs import JsonFormatter, RequestIdFilter, request_id_var
 from api.main import create_app
+from api.routers.health import register_readiness_check
 from api.settings import Settings
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -93,7 +94,7 @@ def test_one_json_access_line_per_request_with_its_fields(app_client, json_logs)
 
 def test_lines_logged_during_a_request_carry_its_id(app, app_client, json_logs, monkeypatch):
     """A warning logged while a request runs (readiness failing) has that request's id, as its access line does."""
-    app.state.readiness_checks.append(_failing_check)
+    register_readiness_check(app, "failing", _failing_check)
 
     app_client.get("/readyz", headers={"X-Request-Id": "ready-7"})
 

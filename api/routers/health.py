@@ -15,6 +15,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from anyio import to_thread
@@ -37,6 +38,15 @@ SCHEMA_RECHECK_SECONDS = 30.0
 ReadinessCheck = Callable[[], Awaitable[None] | None]
 
 
+@dataclass(frozen=True)
+class ReadinessDependency:
+    """A dependency ``/readyz`` checks: its name in the answer, the check, and whether it is required."""
+
+    name: str
+    check: ReadinessCheck
+    required: bool = True
+
+
 def register_readiness_check(app: FastAPI, name: str, check: ReadinessCheck, *, required: bool = True) -> None:
     """Make ``/readyz`` run ``check``: when it raises or takes too long, 503 naming ``name``.
 
@@ -46,14 +56,7 @@ def register_readiness_check(app: FastAPI, name: str, check: ReadinessCheck, *, 
     thread; both kinds get the verify deadline (``CERTSEAL_VERIFY_DB_DEADLINE_MS``). Call it from the
     lifespan, once the dependency is opened.
     """
-    setattr(check, "readiness_name", name)  # noqa: B010 -- read back by check_name
-    setattr(check, "readiness_required", required)  # noqa: B010 -- read back by readyz
-    app.state.readiness_checks.append(check)
-
-
-def check_name(check: ReadinessCheck) -> str:
-    """The name a 503 gives a failed check: its registered name, else the function's name."""
-    return str(getattr(check, "readiness_name", None) or getattr(check, "__name__", "check"))
+    app.state.readiness_checks.append(ReadinessDependency(name, check, required))
 
 
 @router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
@@ -97,13 +100,13 @@ async def readyz(request: Request) -> JSONResponse:
                 failed.append("schema")
     deadline = state.settings.verify_db_deadline_ms / 1000
     degraded: list[str] = []
-    for check in getattr(state, "readiness_checks", ()):
+    for dependency in state.readiness_checks:
         try:
             async with asyncio.timeout(deadline):
-                await _run_check(check)
+                await _run_check(dependency.check)
         except Exception as exc:  # noqa: BLE001 -- any failure of a dependency check means not ready
-            log.warning("readiness: %s failed (%s)", check_name(check), type(exc).__name__)
-            (failed if getattr(check, "readiness_required", True) else degraded).append(check_name(check))
+            log.warning("readiness: %s failed (%s)", dependency.name, type(exc).__name__)
+            (failed if dependency.required else degraded).append(dependency.name)
     if failed:
         return JSONResponse({"status": "unavailable", "failed": failed}, status_code=503)
     if degraded:
