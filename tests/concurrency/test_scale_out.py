@@ -7,6 +7,7 @@ and a Redis that is down or frozen costs no verification: limits fall back to ea
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,12 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def accepted_verifications(metrics_text: str) -> float:
+    """``certseal_verifications_total{decision="accept"}`` from a /metrics page."""
+    match = re.search(r'^certseal_verifications_total\{decision="accept"\} (\S+)$', metrics_text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 def anonymous_verifies(deployment: Deployment, qr_text: str, count: int, *, server: int = 0) -> list[Any]:
     """``count`` anonymous verifies at once, each on its own connection, to one server."""
     url = f"{deployment.url(server)}/v1/verify"
@@ -107,7 +114,10 @@ def issued_qr(deployment: Deployment, code: str = "CN-44") -> tuple[Provisioner,
 
 
 def test_a_limit_counts_once_across_two_workers_on_one_port(two_workers: Deployment):
-    """Three times the limit at once through one port, served by both workers, lets exactly the limit through."""
+    """Three times the limit at once through one port, served by both workers, lets exactly the limit through.
+
+    And /metrics, whichever worker answers it, counts the verifications of both.
+    """
     provision, _headers, qr = issued_qr(two_workers)
     workers = worker_pids(two_workers.servers[0].process.pid)
     wait_for_a_fresh_minute_window()
@@ -116,11 +126,14 @@ def test_a_limit_counts_once_across_two_workers_on_one_port(two_workers: Deploym
     answers = anonymous_verifies(two_workers, qr, 3 * LIMIT)
 
     busy = [pid for pid in workers if cpu_ticks(pid) > before[pid]]
+    scrapes = [provision.client.get(f"{two_workers.url()}/metrics").text for _ in range(4)]
     provision.close()
     counts = tally(answers)
     assert len(workers) == 2
     assert len(busy) == 2, f"one worker took every request: {describe(counts)}"
     assert counts == {"200 accept": LIMIT, "429 rate_limited": 2 * LIMIT}, describe(counts)
+    # Whichever worker answers /metrics, it reports both workers' verifications together.
+    assert {accepted_verifications(scrape) for scrape in scrapes} == {LIMIT}
 
 
 def test_a_limit_used_up_on_one_instance_holds_on_the_other(two_instances: Deployment):
