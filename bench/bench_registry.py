@@ -451,15 +451,48 @@ def genuine_qr_texts(name: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def explain(name: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the verify registry query for a genuine certificate, the second execution."""
+def genuine_keys(name: str) -> list[tuple[str, str]]:
+    """(serial, kid) of the genuine certificates."""
     with connect(name) as conn:
-        serial, kid = conn.execute(  # type: ignore[misc]
-            f"SELECT c.serial, c.kid FROM {GENUINE_TABLE} g JOIN certificates c ON c.serial = g.serial LIMIT 1"  # noqa: S608
-        ).fetchone()
+        rows = conn.execute(
+            f"SELECT c.serial, c.kid FROM {GENUINE_TABLE} g JOIN certificates c ON c.serial = g.serial"  # noqa: S608
+        ).fetchall()
+    return [(str(serial), str(kid)) for serial, kid in rows]
+
+
+def untouched_keys(name: str, count: int) -> list[tuple[str, str]]:
+    """(serial, kid) of about ``count`` filler certificates from a block sample (their index pages stay untouched)."""
+    with connect(name) as conn:
+        (rows,) = conn.execute("SELECT reltuples FROM pg_class WHERE relname = 'certificates'").fetchone()  # type: ignore[misc]
+        percent = min(100.0, 100.0 * count / max(float(rows), 1.0))
+        found = conn.execute(
+            "SELECT serial, kid FROM certificates TABLESAMPLE SYSTEM (%s) LIMIT %s", (percent, count)
+        ).fetchall()
+    return [(str(serial), str(kid)) for serial, kid in found]
+
+
+def explain(name: str, serial: str, kid: str, *, repeat: bool) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the verify registry query (``repeat``: the second execution, caches warm)."""
+    with connect(name) as conn:
         sql = "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + _REGISTRY_SQL.format(p="%s")
-        conn.execute(sql, (serial, kid))
+        if repeat:
+            conn.execute(sql, (serial, kid))
         return "\n".join(line for (line,) in conn.execute(sql, (serial, kid)).fetchall())
+
+
+def query_micros(name: str, keys: list[tuple[str, str]]) -> tuple[float, float]:
+    """p50 and p99 µs of the registry query alone, one autocommit connection as the verify lane keeps, each key once."""
+    times = []
+    with connect(name, autocommit=True) as conn:
+        sql = _REGISTRY_SQL.format(p="%s")
+        for serial, kid in keys[:6]:  # past psycopg's prepare threshold, as a long-lived lane connection is
+            conn.execute(sql, (serial, kid), prepare=True).fetchall()
+        for serial, kid in keys:
+            started = time.perf_counter()
+            conn.execute(sql, (serial, kid), prepare=True).fetchall()
+            times.append((time.perf_counter() - started) * 1e6)
+    times.sort()
+    return times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.99))]
 
 
 def cache_residency(name: str) -> str:
@@ -632,7 +665,17 @@ def main() -> int:
                 server.terminate()
                 server.wait(timeout=15)
 
-    plans = {side: explain(name) for side, (name, _, _) in sides.items()}
+    # The registry query alone: genuine certificates (the HTTP rounds' working set, hot) on both sides, then on
+    # the large side filler certificates no verify touched, whose serial-index pages come from the OS page
+    # cache or disk: what a national working set far larger than shared_buffers would pay per lookup.
+    keys = {side: genuine_keys(name) for side, (name, _, _) in sides.items()}
+    cold = untouched_keys(sides["large"][0], 2000)
+    plans = {side: explain(name, *keys[side][0], repeat=True) for side, (name, _, _) in sides.items()}
+    plans["large, an untouched filler certificate (first execution)"] = explain(
+        sides["large"][0], *cold[-1], repeat=False
+    )
+    micros = {side: query_micros(name, keys[side]) for side, (name, _, _) in sides.items()}
+    micros["large, untouched"] = query_micros(sides["large"][0], cold[:-1])
     residency = {side: cache_residency(name) for side, (name, _, _) in sides.items()}
 
     def median(side: str, key: str) -> float:
@@ -671,9 +714,13 @@ def main() -> int:
             f"indexes {hit_i:,} hit / {read_i:,} read (read = not in shared_buffers)"
         )
         print(f"{side}: after the run: {residency[side]}")
-    for side in sides:
-        print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the verify registry query, {side} ({sides[side][1]:,} certificates):")
-        print(plans[side])
+    print("\nthe verify registry query alone (one connection, prepared, each key once):")
+    for label, (p50, p99) in micros.items():
+        count = len(cold) - 1 if label.endswith("untouched") else len(keys[label])
+        print(f"  {label:<18} {count:>5} keys: p50 {p50:7.0f} µs  p99 {p99:7.0f} µs")
+    for label, plan in plans.items():
+        print(f"\nEXPLAIN (ANALYZE, BUFFERS) of the verify registry query, {label}:")
+        print(plan)
     if args.drop:
         with connect("postgres", autocommit=True) as admin:
             for name, _, _ in sides.values():
