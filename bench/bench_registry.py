@@ -704,6 +704,15 @@ def main() -> int:
             f"indexes {size[side]['all_indexes'] / 2**20:,.0f} MiB "
             f"(serial {size[side]['serial_index'] / 2**20:,.0f} MiB)"
         )
+    # Each round's large/small ratio pairs two adjacent runs, so slow drifts of the shared machine cancel.
+    paired = {
+        key: statistics.median(b[key] / a[key] for a, b in zip(results["small"], results["large"], strict=True))
+        for key in ("p50", "p99", "rate")
+    }
+    print(
+        f"{'paired ratio':<22}{'':>34}   median of each round's large/small: p50 {paired['p50']:.2f}, "
+        f"p99 {paired['p99']:.2f}, requests/s {paired['rate']:.2f}"
+    )
     ratio = median("large", "p99") / median("small", "p99")
     print(
         f"\np99 ratio {large_rows:,} / {small_rows:,}: {ratio:.2f} "
