@@ -137,15 +137,19 @@ def server_environment() -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def certificate_count(name: str) -> int | None:
-    """Rows in ``certificates`` of a kept database with its genuine side table, or None if it cannot be used."""
+def kept_counts(name: str) -> tuple[int, int] | None:
+    """Certificates and genuine ones in a kept database, or None if it does not exist or is not one of ours."""
     with connect("postgres", autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             return None
     with connect(name) as conn:
         if conn.execute("SELECT to_regclass(%s)", (GENUINE_TABLE,)).fetchone() == (None,):
             return None
-        return int(conn.execute("SELECT count(*) FROM certificates").fetchone()[0])  # type: ignore[index]
+        row = conn.execute(
+            f"SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM {GENUINE_TABLE})"  # noqa: S608
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def create_database(name: str) -> None:
@@ -611,8 +615,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="certificates in the large database")
     parser.add_argument("--small", type=int, default=1_000, help="certificates in the small database")
-    parser.add_argument("--verified", type=int, default=1_000, help="genuine certificates in the large database")
-    parser.add_argument("--keep", action="store_true", help="reuse databases already generated (same row count)")
+    parser.add_argument("--verified", type=int, default=1_000, help="genuine (verified) certificates per database")
+    parser.add_argument("--keep", action="store_true", help="reuse databases already generated (same counts)")
     parser.add_argument("--drop", action="store_true", help="drop both databases at the end")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per side, alternating")
     parser.add_argument("--seconds", type=int, default=20, help="seconds per round")
@@ -621,15 +625,14 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
-    verified = min(args.verified, args.small)
-    sides = {
-        "small": (f"certseal_bench_registry_{args.small}", args.small, min(args.small, verified)),
-        "large": (f"certseal_bench_registry_{args.rows}", args.rows, verified),
+    sides = {  # name, certificates, genuine ones among them
+        "small": (f"certseal_bench_registry_{args.small}", args.small, min(args.small, args.verified)),
+        "large": (f"certseal_bench_registry_{args.rows}", args.rows, min(args.rows, args.verified)),
     }
     generation: dict[str, float | None] = {}
     for side, (name, rows, genuine) in sides.items():
-        if args.keep and certificate_count(name) == rows:
-            print(f"{side}: keeping {name} ({rows:,} certificates)")
+        if args.keep and kept_counts(name) == (rows, genuine):
+            print(f"{side}: keeping {name} ({rows:,} certificates, {genuine:,} genuine)")
             generation[side] = None
             continue
         print(f"{side}: generating {name} with {rows:,} certificates ({genuine:,} genuine) ...", flush=True)
