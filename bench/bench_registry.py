@@ -382,6 +382,7 @@ def fill(name: str, rows: int) -> None:
             pending = iter(zip(positions, genuine_lines, strict=True))
             upcoming = next(pending, None)
             for lines in _filler_lines(shape, columns, filler, next_index):
+                before = written
                 # Genuine rows go in at their random positions among the filler rows.
                 while upcoming is not None and upcoming[0] <= written + len(lines):
                     cut = upcoming[0] - written
@@ -392,7 +393,7 @@ def fill(name: str, rows: int) -> None:
                     upcoming = next(pending, None)
                 copy.write("\n".join(lines) + "\n" if lines else "")
                 written += len(lines)
-                if written // 1_000_000 != (written - len(lines)) // 1_000_000:
+                if written // 1_000_000 != before // 1_000_000:
                     elapsed = time.perf_counter() - started
                     print(f"  {written:>11,} rows copied, {elapsed:6.0f} s", flush=True)
             for _, line in [upcoming, *pending] if upcoming is not None else []:
