@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -16,6 +15,7 @@ from api.logs import JsonFormatter, RequestIdFilter, request_id_var
 from api.main import create_app
 from api.routers.health import register_readiness_check
 from api.settings import Settings
+from tests.concurrency.harness import run_coroutine
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 ACCESS_FIELDS = {"timestamp", "level", "logger", "message", "request_id", "method", "route", "status", "duration_ms"}
@@ -119,7 +119,7 @@ def test_the_verify_lane_runs_calls_in_the_request_context():
         finally:
             lane.close()
 
-    seen = asyncio.run(run())
+    seen = run_coroutine(run())
 
     assert seen == "lane-42"
 

@@ -41,6 +41,7 @@ from api.services.errors import HolderCheckLimited
 from api.services.retention import PRUNE_LOCK_KEY, PruneResult, RetentionPolicy
 from api.services.verify_store import HolderCheckLimits, VerifyStore
 from api.settings import Settings
+from tests.concurrency.harness import run_coroutine
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # 30 days before NOW is 2026-05-02 20:00 CST: events before 2026-05-02 00:00 CST (2026-05-01 16:00 UTC) go.
@@ -460,7 +461,7 @@ def test_a_failed_round_is_logged_and_retried_at_the_next_interval(tmp_path, mig
         await pruner.stop()
 
     try:
-        asyncio.run(run())
+        run_coroutine(run())
         held = len(event_times(engine))
     finally:
         engine.dispose()
