@@ -39,10 +39,16 @@ from .errors import (
     OperationNotCovered,
     PolicyError,
     ReviewOverdue,
+    StatusIndexOutOfRange,
+    StatusListExpired,
+    StatusListMalformed,
+    StatusListSubjectMismatch,
+    StatusListTooLarge,
     UnknownKey,
     UnsupportedAlgorithm,
     UnsupportedFormat,
     VerificationError,
+    WrongType,
 )
 from .keys import SigningKey, TrustedKey, TrustStore, key_id, load_public_key, public_key_pem
 from .policy import (
@@ -56,10 +62,26 @@ from .policy import (
 )
 from .qrimage import QrSymbol, make_symbol, read_qr_texts, render_png, render_svg
 from .qrtext import VERSION_PATH, envelope_from_qr_text, normalize_base_url, to_qr_text
+from .statuslist import (
+    LIST_SIZE,
+    STATUS_BITS,
+    TYP_STATUS_LIST,
+    Status,
+    StatusList,
+    StatusListToken,
+    list_index,
+    list_number,
+    sign_status_list,
+    status_list_uri,
+    verify_status_list_token,
+)
 
 __all__ = [
     "CLOCK_SKEW",
     "CST",
+    "LIST_SIZE",
+    "STATUS_BITS",
+    "TYP_STATUS_LIST",
     "VERSION_PATH",
     "AllOf",
     "BadSignature",
@@ -82,6 +104,14 @@ __all__ = [
     "ReviewOverdue",
     "SignedCertificate",
     "SigningKey",
+    "Status",
+    "StatusIndexOutOfRange",
+    "StatusList",
+    "StatusListExpired",
+    "StatusListMalformed",
+    "StatusListSubjectMismatch",
+    "StatusListToken",
+    "StatusListTooLarge",
     "TrustStore",
     "TrustedKey",
     "UnknownKey",
@@ -89,11 +119,14 @@ __all__ = [
     "UnsupportedFormat",
     "ValidityPeriod",
     "VerificationError",
+    "WrongType",
     "date",
     "display_masked",
     "encode_qr_text",
     "envelope_from_qr_text",
     "key_id",
+    "list_index",
+    "list_number",
     "load_public_key",
     "make_symbol",
     "mask_visible",
@@ -104,8 +137,11 @@ __all__ = [
     "render_png",
     "render_svg",
     "sign_certificate",
+    "sign_status_list",
+    "status_list_uri",
     "verify_qr_text",
     "verify_signature",
+    "verify_status_list_token",
 ]
 
 DEFAULT_POLICY = AllOf([ValidityPeriod()])

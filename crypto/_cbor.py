@@ -50,10 +50,13 @@ def bstr_head(length: int) -> bytes:
     return b"\x5a" + length.to_bytes(4, "big")
 
 
-def loads_strict(data: bytes) -> Any:
-    """Decode one CBOR item that must be in deterministic encoding with nothing after it."""
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise Malformed(f"{len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+def loads_strict(data: bytes, *, max_bytes: int = MAX_ENVELOPE_BYTES) -> Any:
+    """Decode one CBOR item that must be in deterministic encoding with nothing after it.
+
+    ``max_bytes`` defaults to the QR envelope bound; a status list token (``crypto.statuslist``) is larger.
+    """
+    if len(data) > max_bytes:
+        raise Malformed(f"{len(data)} bytes exceeds {max_bytes}")
     try:
         value = cbor2.loads(data)
         # Re-encoding keeps map order, so equality proves shortest-form heads, definite lengths,

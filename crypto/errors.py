@@ -123,3 +123,45 @@ class OperationNotCovered(VerificationError):
 
     code = "operation_not_covered"
     message = "certificate does not cover this operation"
+
+
+class WrongType(VerificationError):
+    """A signed object of another kind (say a certificate where a status list was expected, or the reverse)."""
+
+    code = "wrong_type"
+    message = "signed object is not of the expected type"
+
+
+class StatusListMalformed(Malformed):
+    """A status list's compressed byte array (``lst``) or its ``bits`` is not valid."""
+
+    code = "status_list_malformed"
+    message = "status list is malformed"
+
+
+class StatusListTooLarge(StatusListMalformed):
+    """A status list decompresses to more than the bound the caller allows (a decompression bomb)."""
+
+    code = "status_list_too_large"
+    message = "status list is larger than allowed"
+
+
+class StatusListSubjectMismatch(VerificationError):
+    """A status list token's ``sub`` is not the list URI the certificate points to."""
+
+    code = "status_list_subject_mismatch"
+    message = "status list is not the one this certificate refers to"
+
+
+class StatusListExpired(VerificationError):
+    """A status list token is past its ``exp``: no statement about a status can be made from it."""
+
+    code = "status_unknown"
+    message = "status list has expired; status unknown"
+
+
+class StatusIndexOutOfRange(VerificationError):
+    """A status index lies beyond the status list: no statement about the status can be made."""
+
+    code = "status_index_out_of_range"
+    message = "status index is outside the status list"
