@@ -567,3 +567,18 @@ def test_naive_time_is_a_policy_error(es256_key: SigningKey) -> None:
 
     with pytest.raises(crypto.PolicyError):
         verify_status_list_token(token, _trusted(es256_key), expected_uri=URI, now=datetime(2026, 3, 1, 9))
+
+
+def test_spec_reader_reads_certseal_tokens(es256_key: SigningKey) -> None:
+    """The plain reader printed in ``docs/credential-format.md`` section 11 finds every status set."""
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "credential-format.md").read_text(encoding="utf-8")
+    code = spec[spec.index("## 11. Status lists") :].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "credential-format.md section 11", "exec"), namespace)  # noqa: S102 -- our own spec
+    status_list, chosen = _full_list(seed=3)
+    token = sign_status_list(status_list, es256_key, uri=URI, iat=IAT)
+
+    found = {index: namespace["read_status"](token, index) for index in chosen}
+
+    assert found == chosen
+    assert namespace["read_status"](token, next(i for i in range(LIST_SIZE) if i not in chosen)) == 0
