@@ -18,6 +18,7 @@ from .clock import Clock, SystemClock
 from .db import BlockingLane
 from .deployment import open_checked_database
 from .errors import install_error_handlers
+from .fastpath import VerifyFastPath
 from .keyring import Keyring
 from .middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from .pruner import PeriodicPruner
@@ -139,6 +140,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     ):
         app.include_router(router)
     page.mount_static(app)
+    # Innermost: POST /v1/verify is answered here, inside every middleware below and any added later.
+    app.add_middleware(VerifyFastPath)
     origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(
         CORSMiddleware,
