@@ -8,9 +8,10 @@ raises, whatever the app's own exception handlers answer (400 ``invalid_json``, 
 
 It is installed as the innermost user middleware, so CORS, the body limit (413), the security headers
 and any per-request hook added later (access log, metrics) wrap it exactly as they wrap the route.
-What it skips, per request: the router's matching of every route, FastAPI's request handler and
-dependency machinery, ``Request``/``Response`` objects and the exception middleware's send wrapper —
-about a fifth of the server's CPU per verify request (bench/README.md, bench_cores.py).
+It sets ``scope["route"]`` and ``scope["endpoint"]`` to the route's, as routing would, so a hook
+that labels requests by route template sees ``/v1/verify``. What it skips, per request: the router's
+matching of every route, FastAPI's request handler and dependency machinery, ``Request``/``Response``
+objects and the exception middleware's send wrapper (bench/README.md, bench_cores.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .routers.verify import router as verify_router
 from .routers.verify import verify_body
 
 PATH = "/v1/verify"
@@ -34,6 +36,7 @@ class VerifyFastPath:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._handlers: dict[type[BaseException], Any] | None = None
+        self._verify_route: tuple[Any, Any] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope.get("root_path"):
@@ -55,6 +58,8 @@ class VerifyFastPath:
                 break
         client = scope.get("client")
         app = scope["app"]
+        # What routing would have left in the scope, for per-request hooks that label by route (metrics).
+        scope["route"], scope["endpoint"], scope["path_params"] = *self._route(), {}
         try:
             content = await verify_body(
                 app.state, raw, authorization=authorization, address=client[0] if client else "-"
@@ -76,6 +81,16 @@ class VerifyFastPath:
             }
         )
         await send({"type": "http.response.body", "body": content})
+
+    def _route(self) -> tuple[Any, Any]:
+        """The ``POST /v1/verify`` route of :mod:`api.routers.verify` and its endpoint (found once)."""
+        if self._verify_route is None:
+            route = next(
+                (r for r in verify_router.routes if getattr(r, "path", None) == PATH and "POST" in r.methods),  # type: ignore[attr-defined]
+                None,
+            )
+            self._verify_route = (route, getattr(route, "endpoint", None))
+        return self._verify_route
 
     def _handler(self, app: Any, exc: Exception) -> Any:
         """The app's handler for ``exc`` as Starlette's ExceptionMiddleware finds it (by class, nearest first)."""
