@@ -6,6 +6,7 @@ Exit codes: 0 success / accept, 1 reject, 2 usage or input error. No input print
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -455,7 +456,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import (
         WORKER_APP_FACTORY,
         configure_service_logging,
+        cpu_slots_for_workers,
         export_settings_for_workers,
+        pin_to_one_cpu,
         tune_garbage_collector,
     )
     from .settings import DEMO_SECRETS
@@ -483,29 +486,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
     sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)
     trusted = settings.forwarded_allow_ips
-    if args.workers > 1:
-        # Each worker process imports the app factory and reads the same settings from the environment;
-        # migrations and demo seeding ran once, above, before any worker starts.
-        export_settings_for_workers(settings, verbose=args.verbose, access_log=settings.access_log or args.access_log)
-        metrics_dir = prepare_multiprocess_metrics_dir()  # /metrics then sums every worker's values
-        app: Any = WORKER_APP_FACTORY
-    else:
-        tune_garbage_collector()
-        app = create_app(settings)
-    uvicorn.run(
-        app,
-        factory=args.workers > 1,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_config=None,  # keep the logging configured above (and in each worker, by the factory)
-        log_level=settings.log_level.lower(),
-        access_log=False,  # the service logs each request itself (JSON, request id, route template)
-        proxy_headers=bool(trusted),
-        forwarded_allow_ips=trusted or "",  # never uvicorn's default (127.0.0.1) or FORWARDED_ALLOW_IPS
-    )
-    if args.workers > 1:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:
+            # Each worker process imports the app factory and reads the same settings from the environment;
+            # migrations and demo seeding ran once, above, before any worker starts.
+            export_settings_for_workers(
+                settings, verbose=args.verbose, access_log=settings.access_log or args.access_log
+            )
+            metrics_dir = prepare_multiprocess_metrics_dir()  # /metrics then sums every worker's values
+            stack.callback(shutil.rmtree, metrics_dir, ignore_errors=True)
+            if args.pin_cpus:
+                stack.enter_context(cpu_slots_for_workers())  # each worker pins itself to the next CPU
+            app: Any = WORKER_APP_FACTORY
+        else:
+            if args.pin_cpus:
+                pin_to_one_cpu(0)
+            tune_garbage_collector()
+            app = create_app(settings)
+        uvicorn.run(
+            app,
+            factory=args.workers > 1,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_config=None,  # keep the logging configured above (and in each worker, by the factory)
+            log_level=settings.log_level.lower(),
+            access_log=False,  # the service logs each request itself (JSON, request id, route template)
+            proxy_headers=bool(trusted),
+            forwarded_allow_ips=trusted or "",  # never uvicorn's default (127.0.0.1) or FORWARDED_ALLOW_IPS
+        )
     return EXIT_OK
 
 
@@ -974,6 +983,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_worker_count,
         default=1,
         help="worker processes sharing the port (default 1; one per core is a good start)",
+    )
+    serve.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="pin each worker process to one CPU (worker n on the n-th allowed CPU): ~15%% less CPU per "
+        "verify; only when the workers have the cores to themselves (one worker per core)",
     )
     serve.add_argument(
         "--forwarded-allow-ips",

@@ -151,7 +151,11 @@ def get_principal(
 
 def bearer_token(request: Request) -> str | None:
     """For public endpoints: the bearer token if one is sent (a malformed header is 401), else None."""
-    header = request.headers.get("authorization")
+    return bearer_token_of(request.headers.get("authorization"))
+
+
+def bearer_token_of(header: str | None) -> str | None:
+    """The bearer token in an ``Authorization`` header value, None without one; malformed is 401."""
     if header is None:
         return None
     scheme, _, token = header.partition(" ")

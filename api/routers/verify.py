@@ -15,7 +15,7 @@ from starlette.datastructures import State
 from crypto import CST
 from schemas.api import ErrorResponse, VerifyRequest, VerifyResponse
 
-from ..deps import bearer_token
+from ..deps import bearer_token_of
 from ..errors import ApiError, validation_error
 from ..metrics import count_verification
 from ..security import api_key_matches, api_key_prefix
@@ -87,17 +87,31 @@ async def verify(request: Request) -> Response:
     with a `message` saying what is wrong, e.g. that the version path `/c1` is case-sensitive. A
     registry that cannot be read gives 503, never `accept`.
     """
-    # Hot path: the raw request and app state stand in for FastAPI body parsing and dependency
-    # injection, which cost more than the verification itself. Everything that touches the database
-    # runs in one hop on the verify lane, whose deadline turns a slow database into a 503.
+    client = request.client
+    content = await verify_body(
+        request.app.state,
+        await request.body(),
+        authorization=request.headers.get("authorization"),
+        address=client.host if client else "-",
+    )
+    return Response(content, media_type="application/json", headers=_NO_STORE)
+
+
+async def verify_body(state: State, raw: bytes, *, authorization: str | None, address: str) -> bytes:
+    """The whole of POST /v1/verify from the raw body to the verdict's JSON bytes; errors are raised.
+
+    Shared by the route above and by :class:`api.fastpath.VerifyFastPath`, which answers the same
+    request without FastAPI's routing (the errors go to the app's own exception handlers either way).
+    The raw body and app state stand in for FastAPI body parsing and dependency injection, which cost
+    more than the verification itself. Everything that touches the database runs in one hop on the
+    verify lane, whose deadline turns a slow database into a 503.
+    """
     try:
-        body = VerifyRequest.model_validate_json(await request.body())
+        body = VerifyRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
-    state = request.app.state
     settings = state.settings
-    token = bearer_token(request)
-    address = request.client.host if request.client else "-"
+    token = bearer_token_of(authorization)
     now = state.clock.now().astimezone(CST)
     # Past the lane's deadline it raises LaneUnavailable, which the edge answers as 503 registry_unavailable.
     client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
@@ -122,7 +136,7 @@ async def verify(request: Request) -> Response:
         "message": outcome.message,
     }
     # orjson: the verdict's JSON costs a tenth of the standard library's on this path.
-    return Response(orjson.dumps(verdict), media_type="application/json", headers=_NO_STORE)
+    return orjson.dumps(verdict)
 
 
 def _verify_on_lane(
