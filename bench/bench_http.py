@@ -10,21 +10,19 @@ Run: python3 bench/bench_http.py [--certificates 1000] [--seconds 10]   (needs `
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import date, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, parse_wrk  # noqa: E402
+from benchlib import check_accepts, free_port, run_wrk, wait_until_healthy, write_verify_script  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402 -- after the path setup
 
 from api.db import make_engine  # noqa: E402
@@ -66,24 +64,6 @@ def seed(database_url: str, base_url: str, count: int) -> list[str]:
     return texts
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its threads so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, seconds: int, script: Path | None, server_pid: int) -> dict[str, float]:
-    """Run wrk and return requests/s, latency percentiles in ms and the server's CPU per request in µs."""
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url]
-    if script is not None:
-        command[1:1] = ["-s", str(script)]
-    cpu_before = cpu_seconds(server_pid)
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    cpu = cpu_seconds(server_pid) - cpu_before
-    figures = parse_wrk(out)
-    return {**figures, "cpu_us": cpu / max(figures["requests"], 1) * 1e6}
-
-
 def main() -> int:
     """Seed, serve, load both endpoints, print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -100,15 +80,8 @@ def main() -> int:
         started = time.perf_counter()
         texts = seed(database_url, base, args.certificates)
         print(f"seeded {len(texts)} distinct certificates in {time.perf_counter() - started:.1f} s")
-        bodies = [json.dumps({"qr": text, "purpose": "hot_work"}) for text in texts]
-        script = Path(tmp) / "verify.lua"
-        script.write_text(
-            "local bodies = {\n"
-            + ",\n".join(json.dumps(body) for body in bodies)
-            + "\n}\nlocal i = 0\nrequest = function()\n  i = (i % #bodies) + 1\n"
-            '  return wrk.format("POST", "/v1/verify", {["Content-Type"] = "application/json"}, bodies[i])\nend\n',
-            encoding="utf-8",
-        )
+        bodies = [{"qr": text, "purpose": "hot_work"} for text in texts]
+        script = write_verify_script(Path(tmp) / "verify.lua", bodies)
         env = {
             **os.environ,
             "CERTSEAL_VERIFY_RATE_PER_MINUTE": str(10**9),  # the limiter would stop one client
@@ -121,21 +94,13 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"{base}/healthz", timeout=1)  # noqa: S310 -- our own loopback server
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            check = urllib.request.Request(  # noqa: S310 -- loopback
-                f"{base}/v1/verify", data=bodies[0].encode(), headers={"Content-Type": "application/json"}
-            )
-            verdict = json.load(urllib.request.urlopen(check))  # noqa: S310 -- loopback
-            assert verdict["decision"] == "accept", verdict
-            wrk(f"{base}/healthz", 2, None, server.pid)  # warm-up
-            wrk(base, 2, script, server.pid)
-            health = wrk(f"{base}/healthz", args.seconds, None, server.pid)
-            verify = wrk(base, args.seconds, script, server.pid)
+            wait_until_healthy(server, base)
+            check_accepts(base, bodies[0])
+            load = {"connections": CONNECTIONS, "server_pid": server.pid}
+            run_wrk(f"{base}/healthz", seconds=2, **load)  # warm-up
+            run_wrk(base, seconds=2, script=script, **load)
+            health = run_wrk(f"{base}/healthz", seconds=args.seconds, **load)
+            verify = run_wrk(base, seconds=args.seconds, script=script, **load)
         finally:
             server.terminate()
             server.wait(timeout=10)

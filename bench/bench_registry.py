@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -49,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402 -- after the path setup
-from benchlib import free_port, parse_wrk  # noqa: E402
+from benchlib import check_accepts, free_port, run_wrk, wait_until_healthy, write_verify_script  # noqa: E402
 from sqlmodel import Session, select  # noqa: E402
 
 from api.db import write_transaction  # noqa: E402
@@ -552,52 +551,8 @@ def start_server(name: str) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)  # noqa: S310 -- our own loopback server
-            return server, base
-        except OSError:
-            if server.poll() is not None:
-                break
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError(f"certseal serve on {name} did not start")
-
-
-def wrk_script(folder: Path, side: str, texts: list[str]) -> Path:
-    """A wrk Lua script posting every QR text in turn to /v1/verify."""
-    bodies = [json.dumps({"qr": text}) for text in texts]
-    script = folder / f"{side}.lua"
-    script.write_text(
-        "local bodies = {\n"
-        + ",\n".join(json.dumps(body) for body in bodies)
-        + "\n}\nlocal i = 0\nrequest = function()\n  i = (i % #bodies) + 1\n"
-        '  return wrk.format("POST", "/v1/verify", {["Content-Type"] = "application/json"}, bodies[i])\nend\n',
-        encoding="utf-8",
-    )
-    return script
-
-
-def check_accepts(base: str, text: str) -> None:
-    """One verify of a genuine certificate must answer accept."""
-    request = urllib.request.Request(  # noqa: S310 -- loopback
-        f"{base}/v1/verify", data=json.dumps({"qr": text}).encode(), headers={"Content-Type": "application/json"}
-    )
-    verdict = json.load(urllib.request.urlopen(request, timeout=10))  # noqa: S310 -- loopback
-    if verdict.get("decision") != "accept":
-        raise RuntimeError(f"a genuine certificate was not accepted: {verdict}")
-
-
-def run_wrk(base: str, script: Path, seconds: int, connections: int) -> dict[str, float]:
-    """One wrk run; requests/s, p50/p99 ms, non-2xx."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return parse_wrk(out)
+    wait_until_healthy(server, base)
+    return server, base
 
 
 def statio(name: str) -> tuple[int, int, int, int]:
@@ -646,18 +601,22 @@ def main() -> int:
     results: dict[str, list[dict[str, float]]] = {"small": [], "large": []}
     io: dict[str, list[int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        scripts = {side: wrk_script(Path(tmp), side, texts[side]) for side in sides}
+        scripts = {
+            side: write_verify_script(Path(tmp) / f"{side}.lua", [{"qr": t} for t in texts[side]]) for side in sides
+        }
         try:
             for side, (name, _, _) in sides.items():
                 servers[side] = start_server(name)
-                check_accepts(servers[side][1], texts[side][0])
+                check_accepts(servers[side][1], {"qr": texts[side][0]})
             for side in sides:  # warm-up: every genuine certificate verified a few times on both sides
-                run_wrk(servers[side][1], scripts[side], 5, args.connections)
+                run_wrk(servers[side][1], seconds=5, script=scripts[side], connections=args.connections)
             before = {side: statio(name) for side, (name, _, _) in sides.items()}
             for round_ in range(args.rounds):
                 order = ("small", "large") if round_ % 2 == 0 else ("large", "small")
                 for side in order:
-                    figures = run_wrk(servers[side][1], scripts[side], args.seconds, args.connections)
+                    figures = run_wrk(
+                        servers[side][1], seconds=args.seconds, script=scripts[side], connections=args.connections
+                    )
                     results[side].append(figures)
                     print(
                         f"round {round_ + 1} {side:>5}: {figures['rate']:7.0f} req/s  p50 {figures['p50']:6.2f} ms  "

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402 -- after the path setup
 import redis  # noqa: E402
+from benchlib import process_tree  # noqa: E402
 
 from tests.concurrency.harness import (  # noqa: E402
     REDIS_PORT,
@@ -47,24 +48,6 @@ from tests.concurrency.harness import (  # noqa: E402
 REDIS_BENCH_DB = 5
 WARM_UP_SECONDS = 10.0
 RSS_GROWTH_LIMIT = 0.10
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        pending.extend(children.get(current, []))
-    return tree
 
 
 def rss_mib(pid: int) -> float:
