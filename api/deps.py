@@ -101,17 +101,31 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
+ADMIN = "admin"  # what :func:`claimed_identity` answers for the admin token (never an API key prefix: hex)
+
+
+def claimed_identity(token: str, settings: Settings) -> str | None:
+    """Who a bearer token says it is, before any lookup: :data:`ADMIN`, or the API key prefix it carries.
+
+    None for a token that can never authenticate: malformed, or a published demo secret outside demo
+    mode (whatever the database holds). Every authentication, the verify hot path's included, starts here.
+    """
+    if not settings.demo and is_published_demo_token(token):
+        return None
+    admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+        return ADMIN
+    return api_key_prefix(token)
+
+
 def _resolve(
     token: str, session: Session, settings: Settings, usage: KeyUsage | None, *, now: datetime
 ) -> Principal | None:
-    if not settings.demo and is_published_demo_token(token):
-        return None  # published demo secrets never authenticate outside demo mode, whatever the database holds
-    admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        return Principal("admin")
-    prefix = api_key_prefix(token)
+    prefix = claimed_identity(token, settings)
     if prefix is None:
         return None
+    if prefix == ADMIN:
+        return Principal("admin")
     try:
         with read_transaction(session):
             key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
@@ -149,12 +163,7 @@ def get_principal(
     return principal
 
 
-def bearer_token(request: Request) -> str | None:
-    """For public endpoints: the bearer token if one is sent (a malformed header is 401), else None."""
-    return bearer_token_of(request.headers.get("authorization"))
-
-
-def bearer_token_of(header: str | None) -> str | None:
+def bearer_token(header: str | None) -> str | None:
     """The bearer token in an ``Authorization`` header value, None without one; malformed is 401."""
     if header is None:
         return None

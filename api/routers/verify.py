@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +14,11 @@ from starlette.datastructures import State
 from crypto import CST
 from schemas.api import ErrorResponse, VerifyRequest, VerifyResponse
 
-from ..deps import bearer_token_of
+from ..deps import ADMIN, bearer_token, claimed_identity
 from ..errors import ApiError, validation_error
 from ..metrics import count_verification
-from ..security import api_key_matches, api_key_prefix
+from ..security import api_key_matches
 from ..services.verification import Outcome, certificate_summary, verify_online
-from ..settings import is_published_demo_token
 
 router = APIRouter(prefix="/v1", tags=["verify"])
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -111,7 +109,7 @@ async def verify_body(state: State, raw: bytes, *, authorization: str | None, ad
     except ValidationError as exc:
         raise validation_error(exc) from None
     settings = state.settings
-    token = bearer_token_of(authorization)
+    token = bearer_token(authorization)
     now = state.clock.now().astimezone(CST)
     # Past the lane's deadline it raises LaneUnavailable, which the edge answers as 503 registry_unavailable.
     client, outcome = await state.verify_lane.run(_verify_on_lane, state, body, token, address, now)
@@ -165,12 +163,9 @@ def _verify_on_lane(
 
 
 def _authenticated_key_id(token: str, state: State, *, now: datetime) -> str:
-    if not state.settings.demo and is_published_demo_token(token):
-        raise ApiError(401, "unauthorized", "the token is not valid")  # published demo secrets: demo mode only
-    admin = state.settings.admin_token.get_secret_value() if state.settings.admin_token else ""
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        return "admin"
-    prefix = api_key_prefix(token)
+    prefix = claimed_identity(token, state.settings)
+    if prefix == ADMIN:
+        return ADMIN
     record = state.verify_store.api_key(prefix) if prefix else None
     if record is None or not api_key_matches(
         token, record.secret_hash, revoked=record.revoked, expires_at=record.expires_at, now=now
