@@ -16,7 +16,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .errors import RateLimited
 
@@ -32,24 +32,14 @@ REDIS_KEY_PREFIX = "certseal:rate"
 REDIS_RETRY_SECONDS = 5.0
 
 
-class RateLimiter(Protocol):
-    """Counts requests per client per minute."""
-
-    def allow(self, client: str, limit: int, *, now: float) -> bool:
-        """Count one request for ``client`` and tell whether it is within ``limit``."""
-        ...
-
-    def check(self, client: str, limit: int, *, now: float) -> None:
-        """Count one request for ``client``; past ``limit`` raise :class:`RateLimited` until the window ends."""
-        ...
-
-
 def retry_after(now: float) -> float:
     """Seconds from ``now`` until the current window ends (in ``(0, 60]``)."""
     return WINDOW_SECONDS - now % WINDOW_SECONDS
 
 
-class _FixedWindows(ABC):
+class RateLimiter(ABC):
+    """Counts requests per client per minute window (the clock's whole minutes)."""
+
     @abstractmethod
     def allow(self, client: str, limit: int, *, now: float) -> bool:
         """Count one request for ``client`` and tell whether it is within ``limit``."""
@@ -60,7 +50,7 @@ class _FixedWindows(ABC):
             raise RateLimited(retry_after=retry_after(now))
 
 
-class LocalRateLimiter(_FixedWindows):
+class LocalRateLimiter(RateLimiter):
     """Allow ``limit`` requests per client per 60-second window, counted in this process."""
 
     def __init__(self) -> None:
@@ -79,7 +69,7 @@ class LocalRateLimiter(_FixedWindows):
         return count <= limit
 
 
-class SharedRateLimiter(_FixedWindows):
+class SharedRateLimiter(RateLimiter):
     """The same windows counted in Redis (one round trip: INCR and EXPIRE in one transaction).
 
     Blocking: call it from a worker thread, never on the event loop. ``on_fallback`` is called for every
