@@ -79,6 +79,12 @@ def certseal(*args, cwd, env=None, stdin=None):
     return result
 
 
+def certseal_sign(key, claims, *more, cwd, env=None, base_url=BASE_URL):
+    """``certseal sign`` for issuer CN-44 with ``key`` and ``claims`` under ``base_url`` (None: the caller's own)."""
+    url = ["--base-url", base_url] if base_url else []
+    return certseal("sign", "--key", str(key), "--issuer", "CN-44", "--claims", claims, *url, *more, cwd=cwd, env=env)
+
+
 def certseal_concurrently(calls):
     """Run many commands (name -> (args, keywords for :func:`run_certseal`)) in parallel; return results by name."""
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -141,35 +147,11 @@ def signed(tmp_path_factory):
             kid = certseal("keygen", "--alg", alg, "--out", "issuer.pem", cwd=directory).stdout.strip()
             certseal("pubkey", "issuer.pem", "--out", "issuer.pub.pem", cwd=directory)
             write_claims(directory, "claims.json")
-            sign = certseal(
-                "sign",
-                "--key",
-                "issuer.pem",
-                "--issuer",
-                "CN-44",
-                "--claims",
-                "claims.json",
-                "--base-url",
-                BASE_URL,
-                "--png",
-                "card-qr.png",
-                "--svg",
-                "card-qr.svg",
-                cwd=directory,
+            sign = certseal_sign(
+                "issuer.pem", "claims.json", "--png", "card-qr.png", "--svg", "card-qr.svg", cwd=directory
             )
             write_claims(directory, "electrician.json", operation="1.2")
-            electrician = certseal(
-                "sign",
-                "--key",
-                "issuer.pem",
-                "--issuer",
-                "CN-44",
-                "--claims",
-                "electrician.json",
-                "--base-url",
-                BASE_URL,
-                cwd=directory,
-            )
+            electrician = certseal_sign("issuer.pem", "electrician.json", cwd=directory)
             assert sign.returncode == electrician.returncode == 0, sign.stderr + electrician.stderr
             made[alg] = Signed(
                 directory=directory,
@@ -397,18 +379,7 @@ def test_sign_refuses_bad_claims(es256, tmp_path, overrides, message):
     """Bad claims are exit 2 with a message naming the field; the ID number is never echoed."""
     write_claims(tmp_path, "claims.json", **overrides)
 
-    result = certseal(
-        "sign",
-        "--key",
-        str(es256.key),
-        "--issuer",
-        "CN-44",
-        "--claims",
-        "claims.json",
-        "--base-url",
-        BASE_URL,
-        cwd=tmp_path,
-    )
+    result = certseal_sign(es256.key, "claims.json", cwd=tmp_path)
 
     assert result.returncode == 2
     assert message in result.stderr
@@ -429,9 +400,7 @@ def test_sign_output_problems_are_usage_errors(es256, tmp_path, args, message):
     """An insecure base URL or an unwritable image path is exit 2 with a message, not a traceback."""
     write_claims(tmp_path, "claims.json")
 
-    result = certseal(
-        "sign", "--key", str(es256.key), "--issuer", "CN-44", "--claims", "claims.json", *args, cwd=tmp_path
-    )
+    result = certseal_sign(es256.key, "claims.json", *args, cwd=tmp_path, base_url=None)
 
     assert result.returncode == 2
     assert message in result.stderr
@@ -442,19 +411,7 @@ def test_sign_reads_the_validity_setting(es256, tmp_path):
     write_claims(tmp_path, "claims.json", valid_until=None)
     env = clean_env(CERTSEAL_KEY_PASSPHRASE=PASSPHRASE, CERTSEAL_VALIDITY_YEARS="3")
 
-    signed = certseal(
-        "sign",
-        "--key",
-        str(es256.key),
-        "--issuer",
-        "CN-44",
-        "--claims",
-        "claims.json",
-        "--base-url",
-        BASE_URL,
-        cwd=tmp_path,
-        env=env,
-    )
+    signed = certseal_sign(es256.key, "claims.json", cwd=tmp_path, env=env)
     verified = certseal("verify", "--trust", str(es256.public), signed.stdout.strip(), "--at", INSIDE, cwd=tmp_path)
 
     assert signed.returncode == 0
@@ -467,19 +424,7 @@ def test_sign_refuses_a_bad_validity_setting(es256, tmp_path, value):
     write_claims(tmp_path, "claims.json", valid_until=None)
     env = clean_env(CERTSEAL_KEY_PASSPHRASE=PASSPHRASE, CERTSEAL_VALIDITY_YEARS=value)
 
-    result = certseal(
-        "sign",
-        "--key",
-        str(es256.key),
-        "--issuer",
-        "CN-44",
-        "--claims",
-        "claims.json",
-        "--base-url",
-        BASE_URL,
-        cwd=tmp_path,
-        env=env,
-    )
+    result = certseal_sign(es256.key, "claims.json", cwd=tmp_path, env=env)
 
     assert result.returncode == 2
     assert "CERTSEAL_VALIDITY_YEARS" in result.stderr

@@ -257,29 +257,13 @@ def upgrade_and_verify(url, requests, qr_texts):
     return result, after, decisions, replayed
 
 
-def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_sqlite(tmp_path, migrated_sqlite, monkeypatch):
+def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins(sqlite_or_postgres_url, monkeypatch):
     """At 0003, hand-made high-S envelopes become their low-S twins (new SHA-256, replays too); verify accepts them."""
     for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
         monkeypatch.delenv(name)
-    url = f"sqlite:///{migrated_sqlite(tmp_path / 'certseal.db')}"
-    requests, qr_texts, originals = registry_at_0003_with_high_s_envelopes(url)
+    requests, qr_texts, originals = registry_at_0003_with_high_s_envelopes(sqlite_or_postgres_url)
 
-    result, after, decisions, replayed = upgrade_and_verify(url, requests, qr_texts)
-
-    assert (result.before, result.after) == ("0003", "0004")
-    assert after == originals
-    assert decisions == ["accept"] * 3
-    assert replayed == qr_texts
-
-
-@pytest.mark.postgres
-def test_upgrade_to_0004_gives_high_s_envelopes_their_low_s_twins_on_postgres(postgres_url, monkeypatch):
-    """The same rewrite on PostgreSQL: low-S twins, a new SHA-256, the same replays, and verify accepts them."""
-    for name in [name for name in os.environ if name.startswith("CERTSEAL_")]:
-        monkeypatch.delenv(name)
-    requests, qr_texts, originals = registry_at_0003_with_high_s_envelopes(postgres_url)
-
-    result, after, decisions, replayed = upgrade_and_verify(postgres_url, requests, qr_texts)
+    result, after, decisions, replayed = upgrade_and_verify(sqlite_or_postgres_url, requests, qr_texts)
 
     assert (result.before, result.after) == ("0003", "0004")
     assert after == originals
