@@ -165,3 +165,52 @@ class StatusIndexOutOfRange(VerificationError):
 
     code = "status_index_out_of_range"
     message = "status index is outside the status list"
+
+
+class KeyRevoked(VerificationError):
+    """The signing key was revoked (compromised): nothing it signed is accepted offline."""
+
+    code = "key_revoked"
+    message = "signing key has been revoked"
+
+
+class IssuerNotAuthorized(VerificationError):
+    """The key is not the named issuer's, or the item is outside the issuer's scope."""
+
+    code = "issuer_not_authorized"
+    message = "issuer is not authorized for this certificate"
+
+
+class KeyNotValidAtIssue(VerificationError):
+    """The certificate's ``iat`` lies outside its key's signing window (with the clock skew allowed)."""
+
+    code = "key_not_valid_at_issue"
+    message = "signing key was not valid when the certificate was issued"
+
+
+class Suspended(VerificationError):
+    """The certificate is suspended (暂扣)."""
+
+    code = "suspended"
+    message = "certificate is suspended"
+
+
+class Revoked(VerificationError):
+    """The certificate is revoked (吊销)."""
+
+    code = "revoked"
+    message = "certificate is revoked"
+
+
+class Superseded(VerificationError):
+    """The certificate was reissued (under a new key) and this copy is no longer current."""
+
+    code = "superseded"
+    message = "certificate has been superseded by a reissue"
+
+
+class TrustListExpired(VerificationError):
+    """A trust list is at or past its ``exp``: the keys and states it lists may be out of date."""
+
+    code = "trust_list_expired"
+    message = "trust list has expired"

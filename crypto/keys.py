@@ -22,6 +22,7 @@ ISSUER_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9-]{0,15}")
 KID_BYTES = 8
 PASSPHRASE_ENV = "CERTSEAL_KEY_PASSPHRASE"  # noqa: S105 -- the variable's name, not a secret
 PASSPHRASE_FILE_ENV = "CERTSEAL_KEY_PASSPHRASE_FILE"  # noqa: S105 -- a variable name
+TRUST_ANCHOR_PASSPHRASE_ENV = "CERTSEAL_TRUST_ANCHOR_PASSPHRASE"  # noqa: S105 -- a variable name
 MIN_PASSPHRASE_BYTES = 8
 
 
@@ -33,14 +34,24 @@ def key_id(public_key: PublicKey) -> bytes:
 
 def passphrase_from_environment() -> bytes:
     """Read the key passphrase from ``CERTSEAL_KEY_PASSPHRASE`` or the file ``CERTSEAL_KEY_PASSPHRASE_FILE``."""
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value is None and (path := os.environ.get(PASSPHRASE_FILE_ENV)):
+    return passphrase_from(PASSPHRASE_ENV)
+
+
+def passphrase_from(variable: str) -> bytes:
+    """Read a passphrase from the environment variable ``variable`` or the file named by ``<variable>_FILE``.
+
+    The variable wins over the file; a file's trailing line break is dropped. Neither set, or empty,
+    is :class:`KeyUnavailable`. The trust-anchor key uses :data:`TRUST_ANCHOR_PASSPHRASE_ENV`.
+    """
+    file_variable = f"{variable}_FILE"
+    value = os.environ.get(variable)
+    if value is None and (path := os.environ.get(file_variable)):
         try:
             value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise KeyUnavailable(f"passphrase file unreadable: {exc.strerror}") from None
     if not value:
-        raise KeyUnavailable(f"set {PASSPHRASE_ENV} or {PASSPHRASE_FILE_ENV}")
+        raise KeyUnavailable(f"set {variable} or {file_variable}")
     return value.encode("utf-8")
 
 

@@ -12,7 +12,15 @@ from datetime import date, datetime, timedelta
 from typing import ClassVar, Protocol
 
 from .envelope import CST, Operation, SignedCertificate
-from .errors import Expired, NotYetValid, OperationNotCovered, PolicyError, ReviewOverdue, VerificationError
+from .errors import (
+    Expired,
+    KeyNotValidAtIssue,
+    NotYetValid,
+    OperationNotCovered,
+    PolicyError,
+    ReviewOverdue,
+    VerificationError,
+)
 
 # Phones and servers drift; five minutes either way is what RFC 8392 deployments commonly allow.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -50,6 +58,30 @@ class ValidityPeriod:
             raise NotYetValid(f"nbf {certificate.claims.not_before} > now {instant:.0f}")
         if instant - skew >= certificate.claims.expires:
             raise Expired(f"exp {certificate.claims.expires} <= now {instant:.0f}")
+
+
+@dataclass(frozen=True)
+class KeySigningWindow:
+    """The certificate's ``iat`` lies in its key's signing window: ``not_before - skew <= iat <= not_after + skew``.
+
+    ``not_after`` None: the key still signs, no upper bound. Normative (credential-format §12): a
+    certificate its key could not have signed at that time is :class:`KeyNotValidAtIssue`.
+    """
+
+    name: ClassVar[str] = "key_window"
+
+    not_before: datetime
+    not_after: datetime | None = None
+    skew: timedelta = CLOCK_SKEW
+
+    def verify(self, certificate: SignedCertificate, now: datetime) -> None:
+        """Raise :class:`KeyNotValidAtIssue` when ``iat`` is outside the window (``now`` is not used)."""
+        issued = certificate.claims.issued_at
+        skew = self.skew.total_seconds()
+        if issued < _aware(self.not_before).timestamp() - skew:
+            raise KeyNotValidAtIssue(f"iat {issued} before the key's not_before {self.not_before.isoformat()}")
+        if self.not_after is not None and issued > _aware(self.not_after).timestamp() + skew:
+            raise KeyNotValidAtIssue(f"iat {issued} after the key's not_after {self.not_after.isoformat()}")
 
 
 @dataclass(frozen=True)
