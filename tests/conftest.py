@@ -11,7 +11,21 @@ from typing import Any
 import pytest
 
 import crypto
-from crypto import CST, CertificateClaims, Operation, SigningKey, TrustStore
+from crypto import (
+    CST,
+    CertificateClaims,
+    KeyState,
+    KeyUse,
+    Operation,
+    SigningKey,
+    Status,
+    StatusList,
+    TrustList,
+    TrustListContent,
+    TrustListIssuer,
+    TrustListKey,
+    TrustStore,
+)
 
 CERTSEAL_VECTOR_DIR = Path(__file__).parent / "vectors" / "certseal"
 TEST_KEY_DIR = CERTSEAL_VECTOR_DIR / "keys"
@@ -826,3 +840,154 @@ def json_logs() -> Iterator[LogCapture]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+# --- Trust lists and offline verdicts (issue 11) -----------------------------------------------------
+
+TRUST_T0 = datetime(2026, 1, 1, tzinfo=UTC)
+"""not_before of the current CN-44 keys; the retired key signed until then."""
+TRUST_NOW = TEST_NOW.astimezone(UTC)
+"""The verification time of the trust-list tests: 2026-06-15T02:00:00Z (10:00 in China)."""
+STATUS_BASE = f"{TEST_BASE_URL}/v1/status-lists/CN-44"
+STATUS_INDEX = (1 << 17) + 42
+"""A certificate's signed status index: list 1, entry 42."""
+STATUS_URI = f"{STATUS_BASE}/1"
+WELDING = Operation(2, 1)
+CERTIFICATE_IAT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class TrustWorld:
+    """An anchor, CN-44 (current, retired and status-list keys) and CN-11, with helpers that sign at fixed times."""
+
+    anchor: SigningKey
+    certificate_key: SigningKey
+    retired_key: SigningKey
+    status_key: SigningKey
+    other_issuer_key: SigningKey
+
+    def key(
+        self,
+        signing: SigningKey,
+        use: KeyUse = KeyUse.CERTIFICATE,
+        *,
+        not_before: datetime = TRUST_T0,
+        not_after: datetime | None = None,
+        verify_until: datetime | None = None,
+        state: KeyState = KeyState.ACTIVE,
+        compromised_at: datetime | None = None,
+    ) -> TrustListKey:
+        """A trust-list entry for ``signing``'s public key."""
+        return TrustListKey(
+            kid=signing.kid,
+            use=use,
+            public_key=signing.public_key,
+            not_before=not_before,
+            not_after=not_after,
+            verify_until=verify_until,
+            state=state,
+            compromised_at=compromised_at,
+        )
+
+    def cn44_keys(self) -> tuple[TrustListKey, ...]:
+        """CN-44's keys: the active ES256 key, the Ed25519 key retired at TRUST_T0, the status-list key."""
+        return (
+            self.key(self.certificate_key),
+            self.key(
+                self.retired_key,
+                not_before=datetime(2024, 1, 1, tzinfo=UTC),
+                not_after=TRUST_T0,
+                state=KeyState.RETIRED,
+            ),
+            self.key(self.status_key, KeyUse.STATUS_LIST),
+        )
+
+    def content(self, cn44_keys: tuple[TrustListKey, ...] | None = None) -> TrustListContent:
+        """CN-11 (item 1.1) and CN-44 (items 2.1 and 2.2, keys :meth:`cn44_keys` unless given)."""
+        return TrustListContent(
+            (
+                TrustListIssuer(
+                    code="CN-11",
+                    name="北京市应急管理局",
+                    region="北京",
+                    operations=("1.1",),
+                    status_base=f"{TEST_BASE_URL}/v1/status-lists/CN-11",
+                    keys=(self.key(self.other_issuer_key),),
+                ),
+                TrustListIssuer(
+                    code="CN-44",
+                    name="广东省应急管理厅",
+                    region="广东",
+                    operations=("2.1", "2.2"),
+                    status_base=STATUS_BASE,
+                    keys=self.cn44_keys() if cn44_keys is None else cn44_keys,
+                ),
+            )
+        )
+
+    def signed(
+        self,
+        content: TrustListContent | None = None,
+        *,
+        sequence: int = 7,
+        iat: datetime = TRUST_NOW - timedelta(hours=1),
+        lifetime: timedelta = timedelta(days=30),
+    ) -> bytes:
+        """The signed trust list over ``content`` (default :meth:`content`)."""
+        return crypto.sign_trust_list(
+            content or self.content(), self.anchor, sequence=sequence, iat=iat, exp=iat + lifetime
+        )
+
+    def trust_list(self, content: TrustListContent | None = None) -> TrustList:
+        """:meth:`signed`, verified at TRUST_NOW."""
+        return crypto.verify_trust_list(self.signed(content), self.anchor.public_key, now=TRUST_NOW)
+
+    def certificate(
+        self,
+        key: SigningKey | None = None,
+        *,
+        issuer: str = "CN-44",
+        issued_at: datetime = CERTIFICATE_IAT,
+        operation: Operation = WELDING,
+        status_index: int | None = STATUS_INDEX,
+        valid_until: date = date(2032, 2, 28),
+    ) -> str:
+        """The QR text of a certificate signed by ``key`` (default the active CN-44 key) at ``issued_at``."""
+        claims = CertificateClaims.issue(
+            issuer=issuer,
+            holder_name="欧阳晓峰",
+            masked_id=crypto.mask_visible(TEST_ID_NUMBER),
+            operation=operation,
+            valid_from=issued_at.astimezone(CST).date(),
+            valid_until=valid_until,
+            status_index=status_index,
+            serial=bytes.fromhex("5a17c0de00000042"),
+            issued_at=issued_at,
+        )
+        return crypto.encode_qr_text(crypto.sign_certificate(claims, key or self.certificate_key), TEST_BASE_URL)
+
+    def status_list(
+        self,
+        entries: dict[int, Status] | None = None,
+        *,
+        key: SigningKey | None = None,
+        uri: str = STATUS_URI,
+        iat: datetime = TRUST_NOW - timedelta(minutes=10),
+    ) -> bytes:
+        """A Status List Token for ``uri`` (valid 24 h from ``iat``) with ``entries`` set, signed by ``key``."""
+        status_list = StatusList.new()
+        for index, value in (entries or {}).items():
+            status_list.set(index, value)
+        return crypto.sign_status_list(status_list, key or self.status_key, uri=uri, iat=iat)
+
+
+@pytest.fixture(scope="session")
+def trust_world(es256_key: SigningKey, eddsa_key: SigningKey, other_key: SigningKey) -> TrustWorld:
+    """The trust-list world: fresh anchor and status-list keys, the committed test keys as certificate keys."""
+    return TrustWorld(
+        anchor=SigningKey.generate("ES256"),
+        certificate_key=es256_key,
+        retired_key=eddsa_key,
+        status_key=SigningKey.generate("ES256"),
+        other_issuer_key=other_key,
+    )
