@@ -414,6 +414,9 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
     print("certseal demo — published demo secrets, never use them in production")
     print(f"  admin token:      {DEMO_SECRETS['admin_token']}")
     print(f"  issuer API key:   {DEMO_ISSUER_API_KEY}  (issuer CN-44)")
+    if rt.trust_lists.anchor.public_pem:
+        print(f"  trust anchor:     {rt.settings.trust_anchor_key_file} (public key below; pinned in the page)")
+        print("    " + rt.trust_lists.anchor.public_pem.strip().replace("\n", "\n    "))
     with Session(rt.engine) as session:
         for item in demo:
             certificate = session.get(Certificate, item.certificate_id)
@@ -450,7 +453,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from .demo import seed_demo
+    from .demo import ensure_demo_trust_anchor, seed_demo
     from .main import create_app
     from .metrics import prepare_multiprocess_metrics_dir
     from .serving import (
@@ -461,7 +464,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pin_to_one_cpu,
         tune_garbage_collector,
     )
-    from .settings import DEMO_SECRETS
+    from .settings import REQUIRED_SECRETS
 
     settings = _service_settings(args)
     configure_service_logging(
@@ -471,12 +474,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=settings.access_log or args.access_log,
     )
     if not settings.demo:
-        values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in DEMO_SECRETS}
+        values = {f"CERTSEAL_{name.upper()}": getattr(settings, name) for name in REQUIRED_SECRETS}
         missing = [name for name, value in values.items() if not (value and value.get_secret_value())]
         if missing:
             raise UsageError(f"settings: set {', '.join(missing)} (or run with --demo)")
     else:
         _upgrade_demo_database(settings)
+        settings = ensure_demo_trust_anchor(settings)
     try:
         # Checks the schema is current and the keys decrypt before binding the port.
         with _open_runtime(settings) as rt:
@@ -724,6 +728,7 @@ def cmd_issuer_create(args: argparse.Namespace) -> int:
             catalogue=rt.catalogue,
             now=rt.clock.now(),
         )
+        rt.trust_lists.key_changed(session, now=rt.clock.now())
         return f"issuer {request.code} created; signing key {key.kid}"
 
     return _admin_task(args, task)
@@ -840,15 +845,35 @@ def cmd_demo_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_issuer_rotate(args: argparse.Namespace) -> int:
-    """Retire the issuer's active key and start a new one; print the new kid."""
+    """Retire the issuer's active key of ``--use`` and start a new one; print the new kid."""
     from .services import issuance
 
     def task(rt: Any, session: Any) -> str:
-        return issuance.rotate_key(
-            session, rt.keyring, issuer=_issuer(session, args.code), alg=args.alg, now=rt.clock.now()
-        ).kid
+        now = rt.clock.now()
+        row = issuance.rotate_key(
+            session, rt.keyring, issuer=_issuer(session, args.code), use=args.use, alg=args.alg, now=now
+        )
+        rt.trust_lists.key_changed(session, now=now)
+        return str(row.kid)
 
     return _admin_task(args, task)
+
+
+def cmd_issuer_reissue_list(args: argparse.Namespace) -> int:
+    """Print the certificates of a compromised key registered before the compromise (id, serial, status)."""
+    from .services import issuance
+
+    def task(_rt: Any, session: Any) -> str:
+        key, rows = issuance.certificates_to_reissue(
+            session, issuer=_issuer(session, args.code), kid=args.kid, after=None, limit=10**9
+        )
+        if key.compromised_at is None:
+            return f"key {key.kid} is not compromised: nothing to reissue"
+        lines = [f"key {key.kid} compromised at {_shown(key.compromised_at)}: {len(rows)} to reissue"]
+        lines += [f"{row.id} {row.serial} {row.status}" for row in rows]
+        return "\n".join(lines)
+
+    return _admin_task(args, task, read_only=True)
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
@@ -1045,11 +1070,19 @@ def build_parser() -> argparse.ArgumentParser:
     key_expiry.add_argument("--expires-in-days", type=int, metavar="N", help="expire N days from now (1 to 3650)")
     service_options(api_key)
     api_key.set_defaults(handler=cmd_issuer_api_key)
-    rotate = issuer_sub.add_parser("rotate-key", help="retire the active signing key and start a new one")
+    rotate = issuer_sub.add_parser("rotate-key", help="retire the active key of a use and start a new one")
     rotate.add_argument("code")
+    rotate.add_argument("--use", choices=["certificate", "status_list"], default="certificate")
     rotate.add_argument("--alg", choices=["ES256", "EdDSA"])
     service_options(rotate)
     rotate.set_defaults(handler=cmd_issuer_rotate)
+    reissue = issuer_sub.add_parser(
+        "reissue-list", help="list the certificates of a compromised key registered before the compromise"
+    )
+    reissue.add_argument("code")
+    reissue.add_argument("kid")
+    service_options(reissue)
+    reissue.set_defaults(handler=cmd_issuer_reissue_list)
 
     issue = sub.add_parser("issue", help="issue one certificate and print its QR text")
     issue.add_argument("--issuer", required=True)

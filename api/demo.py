@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, select
 
-from crypto import CST
+from crypto import CST, SigningKey
 from schemas.api import CertificateCreate
 from schemas.dates import add_years
 from schemas.idnumber import check_character
@@ -18,7 +21,7 @@ from .models import ApiKey, Certificate, Issuer
 from .runtime import Runtime
 from .security import hash_api_key
 from .services import issuance
-from .settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX
+from .settings import DEMO_ISSUER_API_KEY, DEMO_ISSUER_API_KEY_PREFIX, Settings
 
 DEMO_ISSUER = {
     "code": "CN-44",
@@ -26,6 +29,30 @@ DEMO_ISSUER = {
     "region": "广东省",
     "operations": ["1.1", "1.2", "2.1", "2.2", "2.3", "3.1"],
 }
+
+
+DEMO_HOLDERS = ("张伟", "李强", "王芳", "陈杰")
+DEMO_TRUST_ANCHOR_FILE = "certseal-demo-trust-anchor.pem"
+
+
+def ensure_demo_trust_anchor(settings: Settings) -> Settings:
+    """In demo mode without a configured anchor, these settings with a demo anchor (made once, beside the database).
+
+    Its private key is encrypted under the published demo passphrase, like every demo secret: the demo
+    trust list proves the mechanism, not trust. Outside demo mode the settings are returned unchanged.
+    """
+    if not settings.demo or settings.trust_anchor_key_file or settings.trust_anchor_public_key_file:
+        return settings
+    url = make_url(settings.database_url)
+    folder = Path(url.database).parent if url.get_backend_name() == "sqlite" and url.database else Path.cwd()
+    path = (folder / DEMO_TRUST_ANCHOR_FILE).resolve()
+    if not path.exists():
+        key = SigningKey.generate("ES256")
+        pem = key.to_pem(settings.require("trust_anchor_passphrase").encode())
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(pem)
+    return settings.model_copy(update={"trust_anchor_key_file": path})
 
 
 def demo_id_number(birth: str, sequence: str) -> str:
@@ -131,15 +158,18 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
                     session.flush()
                     issuance.change_status(
                         session,
+                        rt.status_lists,
                         certificate=certificate,
                         action=action,
                         reason="演示：证件被吊销 (demo revocation)",
                         actor="demo",
                         now=now,
                     )
-        rows = session.exec(
-            select(Certificate).where(Certificate.issuer_id == issuer.id).order_by(Certificate.created_at)
-        ).all()  # type: ignore[arg-type]
+            rt.trust_lists.key_changed(session, now=now)
+        rows = sorted(
+            session.exec(select(Certificate).where(Certificate.issuer_id == issuer.id)).all(),
+            key=lambda row: DEMO_HOLDERS.index(row.holder_name),  # the order of the plan, whatever the indexes
+        )
     expected = {
         "2.1": "accept",
         "2.2": "reject: expired",

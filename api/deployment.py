@@ -26,6 +26,8 @@ from .models import (
     Issuer,
     SigningKeyRow,
     StatusEvent,
+    StatusListRow,
+    TrustListRow,
     VerificationDaily,
     VerificationEvent,
     utcnow,
@@ -153,6 +155,9 @@ def purge_demo_data(engine: Engine) -> PurgeResult:
                 or_(ApiKey.issuer_id.in_(issuer_ids), ApiKey.prefix == DEMO_ISSUER_API_KEY_PREFIX)  # type: ignore[union-attr]
             )
         ).rowcount
+        connection.execute(delete(StatusListRow).where(StatusListRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
+        # Every trust list published so far names the demo issuer: none may outlive it.
+        connection.execute(delete(TrustListRow))
         connection.execute(delete(SigningKeyRow).where(SigningKeyRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
         connection.execute(delete(Issuer).where(Issuer.id.in_(issuer_ids)))  # type: ignore[attr-defined]
     return PurgeResult(sorted(codes), removed_certificates, removed_keys, flagged)

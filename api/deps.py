@@ -32,6 +32,8 @@ from .models import ApiKey, Certificate, Issuer, could_be_id
 from .security import api_key_matches, api_key_prefix
 from .services.errors import RegistryUnavailable
 from .services.key_usage import KeyUsage
+from .services.status_lists import StatusLists
+from .services.trust_lists import TrustLists
 from .settings import Settings, is_published_demo_token
 
 
@@ -72,11 +74,23 @@ async def get_key_usage(request: Request) -> KeyUsage:
     return request.app.state.key_usage  # type: ignore[no-any-return]
 
 
+async def get_status_lists(request: Request) -> StatusLists:
+    """The app's status lists."""
+    return request.app.state.status_lists  # type: ignore[no-any-return]
+
+
+async def get_trust_lists(request: Request) -> TrustLists:
+    """The app's trust list publisher."""
+    return request.app.state.trust_lists  # type: ignore[no-any-return]
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 KeyringDep = Annotated[Keyring, Depends(get_keyring)]
 CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
+StatusListsDep = Annotated[StatusLists, Depends(get_status_lists)]
+TrustListsDep = Annotated[TrustLists, Depends(get_trust_lists)]
 
 _bearer = HTTPBearer(auto_error=False, description="Admin token or API key")
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -59,13 +59,14 @@ class Keyring:
             raise crypto.KeyUnavailable(f"signing key {row.kid} is {row.state}")
         return self._decrypt(row)
 
-    def create(self, session: Session, issuer: Issuer, alg: str, *, now: datetime) -> SigningKeyRow:
-        """Generate a key for ``issuer`` and add its row (encrypted) to the session; the caller commits."""
+    def create(self, session: Session, issuer: Issuer, alg: str, *, use: str, now: datetime) -> SigningKeyRow:
+        """Generate a key of ``use`` for ``issuer`` and add its row (encrypted) to the session; the caller commits."""
         key = SigningKey.generate(alg)
         row = SigningKeyRow(
             kid=key.kid.hex(),
             issuer_id=issuer.id,
             alg=alg,
+            use=use,
             public_key_pem=key.public_pem().decode(),
             encrypted_private_key=key.to_pem(self._passphrase).decode(),
             not_before=now,
@@ -76,13 +77,19 @@ class Keyring:
         return row
 
     def get(self, kid: bytes) -> TrustedKey | None:
-        """Find a verifying key by kid (any state: revocation is judged with the registry)."""
+        """Find a certificate key by kid (any state: compromise is judged with the registry).
+
+        Status-list keys are never found here: a certificate they signed is ``unknown_key``.
+        """
         trusted = self._trusted.get(kid)
         if trusted is not None:
             return trusted
         with self._engine.connect() as connection:
             pem = connection.execute(
-                select(SigningKeyRow.public_key_pem).where(SigningKeyRow.kid == kid.hex())  # type: ignore[arg-type]
+                select(SigningKeyRow.public_key_pem).where(
+                    SigningKeyRow.kid == kid.hex(),  # type: ignore[arg-type]
+                    SigningKeyRow.use == "certificate",  # type: ignore[arg-type]
+                )
             ).scalar_one_or_none()
         if pem is None:
             return None

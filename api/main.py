@@ -29,14 +29,17 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .pruner import PeriodicPruner
-from .routers import catalogue, certificates, health, issuers, keys, page, verify
+from .routers import catalogue, certificates, health, issuers, keys, page, status_lists, trust_list, verify
 from .routers import metrics as metrics_router
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
 from .services.retention import RetentionPolicy
+from .services.status_lists import StatusLists
+from .services.trust_lists import TrustLists
 from .services.verify_store import VerifyStore
 from .settings import Settings
+from .trust_anchor import TrustAnchor, load_trust_anchor
 
 log = logging.getLogger("certseal")
 
@@ -87,16 +90,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     Every handler reads the time from ``clock`` (the system clock unless a test passes its own).
     """
 
-    def open_database() -> tuple[Engine, Keyring, int]:
+    def open_database() -> tuple[Engine, Keyring, int, TrustAnchor]:
         settings.require("id_hmac_key")
         settings.require("url_signing_key")
-        return open_checked_database(settings)
+        anchor = load_trust_anchor(settings)  # before the database: a bad anchor file stops start-up
+        return (*open_checked_database(settings), anchor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("certseal starting: %s", settings.startup_summary())
         log_mode_warnings(settings)
-        engine, keyring, active = await to_thread.run_sync(open_database)
+        engine, keyring, active, anchor = await to_thread.run_sync(open_database)
         # Request threads and pooled connections are one number: a thread never waits for a connection.
         thread_limiter = to_thread.current_default_thread_limiter()
         thread_limiter.total_tokens = settings.db_pool_size
@@ -113,6 +117,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             name="certseal-verify",
         )
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
+        app.state.status_lists = StatusLists.from_settings(settings, keyring)
+        app.state.trust_lists = TrustLists.from_settings(settings, anchor)
         app.state.key_usage, app.state.thread_limiter = key_usage, thread_limiter
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
         redis = None
@@ -165,6 +171,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         health.router,
         metrics_router.router,
         keys.router,
+        status_lists.router,
+        trust_list.router,
         catalogue.router,
         certificates.router,
         issuers.router,

@@ -62,19 +62,26 @@ class Issuer(SQLModel, table=True):
     region: str = Field(max_length=100)
     # Operation item codes ("2.1", ...) this issuer may certify; checked at issuance and at verification.
     operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    next_status_index: int = 0
+    # Status indexes drawn at random so far (lists 1 and up): decides how many lists are open.
+    random_indexes_drawn: int = 0
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 
 class SigningKeyRow(SQLModel, table=True):
-    """An issuer's signing key; the private half encrypted as PKCS#8 PEM under the key passphrase."""
+    """An issuer's signing key; the private half encrypted as PKCS#8 PEM under the key passphrase.
+
+    ``use`` keeps the two kinds apart: a ``certificate`` key signs certificates only, a ``status_list``
+    key (always ES256) signs the issuer's status lists only. ``not_before``/``not_after`` are the
+    signing window a certificate's ``iat`` must fall in.
+    """
 
     __tablename__ = "signing_keys"
-    # One active key per issuer, enforced by the database: concurrent rotations cannot leave two.
+    # One active key per issuer and use, enforced by the database: concurrent rotations cannot leave two.
     __table_args__ = (
         Index(
-            "uq_signing_keys_one_active_per_issuer",
+            "uq_signing_keys_one_active_per_issuer_use",
             "issuer_id",
+            "use",
             unique=True,
             sqlite_where=text("state = 'active'"),
             postgresql_where=text("state = 'active'"),
@@ -84,14 +91,15 @@ class SigningKeyRow(SQLModel, table=True):
     kid: str = Field(primary_key=True, max_length=16)  # hex of the 8-byte kid
     issuer_id: str = Field(foreign_key="issuers.id", index=True)
     alg: str = Field(max_length=10)
-    state: str = Field(default="active", max_length=10)  # active | retired | revoked
+    use: str = Field(default="certificate", max_length=12, sa_column_kwargs={"server_default": "certificate"})
+    state: str = Field(default="active", max_length=12)  # active | retired | compromised
     public_key_pem: str
     encrypted_private_key: str
     not_before: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     not_after: datetime | None = Field(default=None, sa_type=UtcDateTime)
     retired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    revocation_reason: str | None = Field(default=None, max_length=500)
+    compromised_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    compromise_reason: str | None = Field(default=None, max_length=500)
 
 
 class ApiKey(SQLModel, table=True):
@@ -117,6 +125,19 @@ class Certificate(SQLModel, table=True):
     """A signed certificate in the registry."""
 
     __tablename__ = "certificates"
+    __table_args__ = (
+        # A status index names one entry of one of the issuer's status lists: never two certificates.
+        Index("uq_certificates_issuer_status_index", "issuer_id", "status_index", unique=True),
+        # A status list is built from the certificates that are not valid; this index finds just those.
+        Index(
+            "ix_certificates_not_valid",
+            "issuer_id",
+            "status_index",
+            "status",
+            sqlite_where=text("status <> 'valid'"),
+            postgresql_where=text("status <> 'valid'"),
+        ),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     serial: str = Field(index=True, unique=True, max_length=32)  # hex of cti
@@ -134,12 +155,45 @@ class Certificate(SQLModel, table=True):
     photo_type: str | None = Field(default=None, max_length=20)
     photo_digest: str | None = Field(default=None, max_length=32)
     status_index: int
-    status: str = Field(default="valid", index=True, max_length=10)  # valid | suspended | revoked
+    status: str = Field(default="valid", index=True, max_length=10)  # valid | suspended | revoked | superseded
     status_reason: str | None = Field(default=None, max_length=500)
     status_changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     envelope_sha256: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
+
+
+class StatusListRow(SQLModel, table=True):
+    """One status list of an issuer: its compressed array and the newest token signed over it.
+
+    ``lst`` is rebuilt in the transaction that changes a status in the list (under this row's lock), so
+    it always matches the registry; the token is re-signed from ``lst`` whenever it is older than the
+    list's ``ttl``, so a verifier's "status as of" is never older than that.
+    """
+
+    __tablename__ = "status_lists"
+
+    issuer_id: str = Field(foreign_key="issuers.id", primary_key=True)
+    number: int = Field(primary_key=True)
+    lst: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    kid: str = Field(max_length=16)
+    iat: datetime = Field(sa_type=UtcDateTime)
+    exp: datetime = Field(sa_type=UtcDateTime)
+    built_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class TrustListRow(SQLModel, table=True):
+    """A published trust list: signed by the service's trust anchor, or signed offline and uploaded."""
+
+    __tablename__ = "trust_lists"
+
+    sequence: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    token: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    iat: datetime = Field(sa_type=UtcDateTime)
+    exp: datetime = Field(sa_type=UtcDateTime)
+    source: str = Field(max_length=10)  # service | uploaded
+    published_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class StatusEvent(SQLModel, table=True):

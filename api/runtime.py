@@ -14,7 +14,10 @@ from schemas.catalogue import BUILTIN_CATALOGUE, Catalogue, load_catalogue
 from .clock import Clock, SystemClock
 from .deployment import open_checked_database
 from .keyring import Keyring
+from .services.status_lists import StatusLists
+from .services.trust_lists import TrustLists
 from .settings import Settings, SettingsError
+from .trust_anchor import load_trust_anchor
 
 
 def _problem(error: object) -> str:
@@ -40,12 +43,14 @@ def load_settings(*, demo: bool, **overrides: object) -> Settings:
 
 @dataclass
 class Runtime:
-    """An engine, keyring, catalogue and clock for work outside a request."""
+    """An engine, keyring, catalogue, clock, status lists and trust lists for work outside a request."""
 
     settings: Settings
     engine: Engine
     keyring: Keyring
     catalogue: Catalogue
+    status_lists: StatusLists
+    trust_lists: TrustLists
     clock: Clock = field(default_factory=SystemClock)
 
 
@@ -53,11 +58,21 @@ class Runtime:
 def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Runtime]:
     """Open the database and the keyring; dispose afterwards.
 
-    Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data.
+    Refuses a database not at the newest schema revision and, outside demo mode, one holding demo data,
+    and stops on a trust anchor file that cannot be read.
     """
+    anchor = load_trust_anchor(settings)
     engine, keyring, _active = open_checked_database(settings)
     try:
         catalogue = load_catalogue(settings.catalogue_path or BUILTIN_CATALOGUE)
-        yield Runtime(settings, engine, keyring, catalogue, clock or SystemClock())
+        yield Runtime(
+            settings,
+            engine,
+            keyring,
+            catalogue,
+            StatusLists.from_settings(settings, keyring),
+            TrustLists.from_settings(settings, anchor),
+            clock or SystemClock(),
+        )
     finally:
         engine.dispose()

@@ -108,6 +108,8 @@ def export_settings_for_workers(settings: Settings, *, verbose: bool, access_log
     os.environ["CERTSEAL_PUBLIC_BASE_URL"] = settings.public_base_url
     os.environ["CERTSEAL_FORWARDED_ALLOW_IPS"] = settings.forwarded_allow_ips
     os.environ["CERTSEAL_DEMO"] = "true" if settings.demo else "false"
+    if settings.trust_anchor_key_file is not None:  # the demo's own anchor is made by the parent
+        os.environ["CERTSEAL_TRUST_ANCHOR_KEY_FILE"] = str(settings.trust_anchor_key_file)
     os.environ["CERTSEAL_ACCESS_LOG"] = "true" if access_log else "false"
     os.environ[_VERBOSE] = "1" if verbose else ""
 

@@ -49,10 +49,13 @@ DEMO_SECRETS = {
     "key_passphrase": "demo_key_passphrase_do_not_use",
     "id_hmac_key": "demo_id_hmac_key_do_not_use_in_production",
     "url_signing_key": "demo_url_signing_key_do_not_use_in_production",
+    "trust_anchor_passphrase": "demo_trust_anchor_passphrase_do_not_use",
 }
 # The demo issuer's API key, printed by ``certseal serve --demo``: published, so only ever valid in demo mode.
 DEMO_ISSUER_API_KEY = "cs_de0de0de0de0_demo_issuer_api_key_do_not_use"
 DEMO_ISSUER_API_KEY_PREFIX = DEMO_ISSUER_API_KEY.split("_")[1]
+# The secrets every service needs (the trust anchor's passphrase only with CERTSEAL_TRUST_ANCHOR_KEY_FILE).
+REQUIRED_SECRETS = ("admin_token", "key_passphrase", "id_hmac_key", "url_signing_key")
 PUBLISHED_DEMO_TOKENS = frozenset({*DEMO_SECRETS.values(), DEMO_ISSUER_API_KEY})
 # Every secret setting; each may instead be read from the file named by CERTSEAL_<NAME>_FILE.
 SECRET_SETTINGS = (*DEMO_SECRETS, "id_hmac_previous_keys", "redis_url")
@@ -216,6 +219,15 @@ class Settings(BaseSettings):
     cors_origins: str = "*"
     official_origins: str = ""
     catalogue_path: Path | None = None
+    # Status lists: verifiers refetch after ttl; a list is current until exp = iat + lifetime.
+    status_list_ttl_seconds: int = Field(default=600, ge=10, le=86_400)
+    status_list_lifetime_hours: int = Field(default=24, ge=1, le=720)
+    # The trust anchor: its public key is pinned by the page and checks uploaded trust lists; given its
+    # private key (encrypted PKCS#8), the service re-signs the trust list on every key change.
+    trust_anchor_public_key_file: Path | None = None
+    trust_anchor_key_file: Path | None = None
+    trust_anchor_passphrase: SecretStr | None = None
+    trust_list_lifetime_days: int = Field(default=7, ge=1, le=366)
 
     @classmethod
     def settings_customise_sources(
@@ -273,6 +285,12 @@ class Settings(BaseSettings):
             normalize_base_url(self.public_base_url, allow_insecure_localhost=self.demo or self.dev)
         except InvalidInput:
             raise ValueError("CERTSEAL_PUBLIC_BASE_URL must be https://host (http://localhost only in demo)") from None
+        return self
+
+    @model_validator(mode="after")
+    def _status_list_lifetime_exceeds_ttl(self) -> Settings:
+        if self.status_list_lifetime_hours * 3600 <= self.status_list_ttl_seconds:
+            raise ValueError("CERTSEAL_STATUS_LIST_LIFETIME_HOURS must exceed CERTSEAL_STATUS_LIST_TTL_SECONDS")
         return self
 
     @model_validator(mode="after")

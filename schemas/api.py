@@ -24,6 +24,8 @@ ReasonCode = Literal[
     "review_overdue",
     "suspended",
     "revoked",
+    "superseded",
+    "key_not_valid_at_issue",
     "unknown_certificate",
     "claims_mismatch",
     "issuer_not_authorized",
@@ -69,15 +71,21 @@ class IssuerScopeUpdate(Strict):
     operations: list[str] = Field(max_length=200, examples=[["1.1", "1.2"]])
 
 
+KeyUseName = Literal["certificate", "status_list"]
+KeyStateName = Literal["active", "retired", "compromised"]
+CertificateStatus = Literal["valid", "suspended", "revoked", "superseded"]
+
+
 class SigningKeyOut(BaseModel):
-    """A signing key's public facts."""
+    """A signing key's public facts: what it signs, its signing window and its state."""
 
     kid: str = Field(examples=["3f2a9c0d1e4b5a67"])
     alg: str
-    state: Literal["active", "retired", "revoked"]
+    use: KeyUseName
+    state: KeyStateName
     not_before: datetime
     not_after: datetime | None
-    revoked_at: datetime | None = None
+    compromised_at: datetime | None = None
 
 
 class IssuerOut(BaseModel):
@@ -90,10 +98,33 @@ class IssuerOut(BaseModel):
     keys: list[SigningKeyOut]
 
 
-class KeyRevoke(Strict):
-    """Why a signing key is revoked (e.g. compromise)."""
+class KeyCompromise(Strict):
+    """A signing key reported compromised: why, and since when (default: now)."""
 
-    reason: str = Field(min_length=1, max_length=500, examples=["key compromise"])
+    reason: str = Field(min_length=1, max_length=500, examples=["private key copied from the exam centre's PC"])
+    compromised_at: datetime | None = Field(
+        default=None,
+        description="when the key was compromised at the latest (with a time zone); certificates registered "
+        "from then on are refused online, earlier ones are listed for reissue",
+    )
+
+
+class ReissueItem(BaseModel):
+    """A certificate of a compromised key registered before the compromise: still accepted online, to reissue."""
+
+    id: str
+    serial: str
+    status: CertificateStatus
+    created_at: datetime
+
+
+class ReissueList(BaseModel):
+    """One page of certificates to reissue; ``next_after`` continues it (null: the last page)."""
+
+    kid: str
+    compromised_at: datetime | None
+    items: list[ReissueItem]
+    next_after: str | None
 
 
 class CertificateCreate(Strict):
@@ -139,7 +170,7 @@ class CertificateOut(BaseModel):
     serial: str
     issuer: str
     kid: str
-    status: Literal["valid", "suspended", "revoked"]
+    status: CertificateStatus
     status_reason: str | None
     status_changed_at: datetime | None
     holder_name: str
@@ -161,7 +192,7 @@ class CertificateSearch(Strict):
     holder_id_number: str = Field(
         min_length=1, max_length=40, description="the holder's full ID number, matched by keyed hash"
     )
-    status: Literal["valid", "suspended", "revoked"] | None = None
+    status: CertificateStatus | None = None
     operation: str | None = Field(default=None, pattern=OPERATION_PATTERN, examples=["2.1"])
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
@@ -196,6 +227,27 @@ class IssuerBrief(BaseModel):
     name: str | None
 
 
+class StatusListRef(BaseModel):
+    """A certificate's entry in a status list: the list's URI (its ``sub``) and the index in it."""
+
+    uri: str = Field(examples=["https://cert.example.gov.cn/v1/status-lists/CN-44/3"])
+    idx: int = Field(ge=0, le=131_071)
+
+
+class TrustListPublished(BaseModel):
+    """The trust list just stored."""
+
+    sequence: int
+    iat: datetime
+    exp: datetime
+
+
+class StatusListAggregation(BaseModel):
+    """Every status list (the draft's Status List Aggregation)."""
+
+    status_lists: list[str]
+
+
 class VerifiedCertificateOut(BaseModel):
     """The certificate summary a verifier shows."""
 
@@ -207,7 +259,9 @@ class VerifiedCertificateOut(BaseModel):
     valid_from: date
     valid_until: date
     review_due: date | None
-    status: Literal["valid", "suspended", "revoked"] | None
+    status: CertificateStatus | None
+    status_since: datetime | None = Field(description="when the status last changed (null: never since issuance)")
+    status_list: StatusListRef | None = Field(description="where offline verifiers read this certificate's status")
     photo_url: str | None
 
 
@@ -227,15 +281,17 @@ class VerifyResponse(BaseModel):
 
 
 class PublicKeyOut(BaseModel):
-    """A verifying key for offline checks: JWK and PEM, with its validity and state."""
+    """A verifying key for offline checks: JWK and PEM, with what it signs, its windows and state."""
 
     kid: str
     issuer: str
     alg: str
-    state: Literal["active", "retired", "revoked"]
+    use: KeyUseName
+    state: KeyStateName
     not_before: datetime
     not_after: datetime | None
-    revoked_at: datetime | None
+    verify_until: datetime | None
+    compromised_at: datetime | None
     jwk: dict[str, str]
     pem: str
 

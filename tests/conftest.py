@@ -528,14 +528,14 @@ def verify(app_client: TestClient) -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def issuer_signing_key(app: FastAPI, app_client: TestClient) -> Callable[[str], SigningKey]:
-    """Return a function giving an issuer's active private key from the app's own keyring."""
+    """Return a function giving an issuer's active private key of a use from the app's own keyring."""
 
-    def get(code: str) -> SigningKey:
+    def get(code: str, use: str = "certificate") -> SigningKey:
         with Session(app.state.engine) as session:
             row = session.exec(
                 select(SigningKeyRow)
                 .join(Issuer, Issuer.id == SigningKeyRow.issuer_id)  # type: ignore[arg-type]
-                .where(Issuer.code == code, SigningKeyRow.state == "active")
+                .where(Issuer.code == code, SigningKeyRow.state == "active", SigningKeyRow.use == use)
             ).one()
         return app.state.keyring.signing_key(row)  # type: ignore[no-any-return]
 

@@ -23,7 +23,7 @@ from api.models import Certificate, IdempotencyRecord
 from api.security import sign_url_path
 from schemas.catalogue import BUILTIN_CATALOGUE
 
-ACCEPT_CHECKS = ["format", "signature", "validity", "key_status", "issuer", "registry", "status", "review"]
+ACCEPT_CHECKS = ["format", "signature", "validity", "key_window", "key_status", "issuer", "registry", "status", "review"]
 # ASCII digits and X to their full-width forms (U+FF10.., U+FF38), as some Chinese input methods type them.
 FULL_WIDTH = str.maketrans({**{str(d): chr(0xFF10 + d) for d in range(10)}, "X": chr(0xFF38)})
 
@@ -278,7 +278,7 @@ def test_keys_endpoint_publishes_jwk_and_pem_of_the_same_key(app_client, issuer,
     keys = app_client.get("/v1/keys")
 
     assert keys.status_code == 200
-    (entry,) = keys.json()["keys"]
+    (entry,) = [key for key in keys.json()["keys"] if key["use"] == "certificate"]
     jwk = entry["jwk"]
     assert (entry["kid"], entry["issuer"], entry["state"]) == (certificate["kid"], "CN-44", "active")
     assert (jwk["kty"], jwk["crv"], jwk["kid"], jwk["alg"]) == ("EC", "P-256", entry["kid"], "ES256")
@@ -295,7 +295,7 @@ def test_keys_endpoint_publishes_eddsa_keys(app_client, make_issuer):
     """An Ed25519 issuer key is published as an OKP JWK whose x is the raw public key in the PEM."""
     make_issuer("CN-31", ["2.1"], alg="EdDSA")
 
-    (entry,) = app_client.get("/v1/keys").json()["keys"]
+    (entry,) = [key for key in app_client.get("/v1/keys").json()["keys"] if key["use"] == "certificate"]
 
     raw = serialization.load_pem_public_key(entry["pem"].encode()).public_bytes(
         serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -348,7 +348,10 @@ def test_issuer_reads_itself_with_its_keys(app_client, issuer, admin_headers):
     assert own.status_code == by_admin.status_code == 200
     assert own.json() == by_admin.json()
     assert own.json()["operations"] == ["2.1", "2.2", "1.2"]
-    assert [key["state"] for key in own.json()["keys"]] == ["active"]
+    assert [(key["use"], key["state"]) for key in own.json()["keys"]] == [
+        ("certificate", "active"),
+        ("status_list", "active"),
+    ]
 
 
 def _b64url(text: str) -> bytes:

@@ -76,7 +76,7 @@ def test_certificate_paths_with_arbitrary_ids_answer_cleanly(app_client, certifi
         ("GET", "/v1/issuers/%00/api-keys"),
         ("DELETE", "/v1/issuers/CN-44/api-keys/%00"),
         ("DELETE", "/v1/apps/api-keys/%00abc"),
-        ("POST", "/v1/issuers/CN-44/keys/%00/revoke"),
+        ("POST", "/v1/issuers/CN-44/keys/%00/compromise"),
         ("GET", "/v1/certificates/%00"),
         ("POST", "/v1/certificates/%00/revoke"),
     ],

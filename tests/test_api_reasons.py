@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from conftest import TEST_TODAY, high_s_twin
@@ -16,7 +16,7 @@ from api.models import SigningKeyRow
 from crypto import Operation, SigningKey, _cbor, cose
 from schemas.api import REASON_CODES
 
-BASE_CHECKS = ["format", "signature", "validity", "key_status", "issuer", "registry"]
+BASE_CHECKS = ["format", "signature", "validity", "key_window", "key_status", "issuer", "registry"]
 ACCEPT_CHECKS = [*BASE_CHECKS, "status", "review"]
 ES256K = -47  # COSE alg of ECDSA on secp256k1 (RFC 8812): registered, but not one certseal implements
 
@@ -199,18 +199,97 @@ class TestReviewRuleOff:
         assert certificate["review_due"] is None
 
 
-def test_key_revoked(app_client, admin_headers, issuer, issue, verify):
-    """After the admin revokes the signing key, its certificates are rejected key_revoked."""
-    certificate = issue(issuer)
-    revoked = app_client.post(
-        f"/v1/issuers/CN-44/keys/{certificate['kid']}/revoke", json={"reason": "key compromise"}, headers=admin_headers
+def test_key_revoked_for_certificates_registered_after_the_compromise(app_client, admin_headers, issuer, issue, clock, verify):
+    """A key compromised since T: certificates registered at or after T are key_revoked, earlier ones still accepted."""
+    before = issue(issuer, holder_name="刘洋")
+    clock.advance(hours=1)
+    since = clock.now()
+    after = issue(issuer)
+    clock.advance(hours=1)
+
+    reported = app_client.post(
+        f"/v1/issuers/CN-44/keys/{after['kid']}/compromise",
+        json={"reason": "key copied", "compromised_at": since.isoformat()},
+        headers=admin_headers,
     )
 
+    assert reported.status_code == 200
+    assert reported.json()["state"] == "compromised"
+    assert datetime.fromisoformat(reported.json()["compromised_at"]) == since
+    verdict = verify(after["qr_text"])
+    assert (verdict["decision"], verdict["reasons"], verdict["checks"]) == ("reject", ["key_revoked"], ACCEPT_CHECKS)
+    assert verify(before["qr_text"])["decision"] == "accept"
+
+
+def test_key_revoked_certificates_before_the_compromise_are_listed_for_reissue(
+    app_client, admin_headers, issuer, issue, clock
+):
+    """The reissue listing names exactly the compromised key's certificates registered before the compromise."""
+    early = [issue(issuer, holder_name=name) for name in ("刘洋", "赵敏")]
+    clock.advance(hours=1)
+    late = issue(issuer)
+    app_client.post(
+        f"/v1/issuers/CN-44/keys/{late['kid']}/compromise",
+        json={"reason": "key copied", "compromised_at": clock.now().isoformat()},
+        headers=admin_headers,
+    )
+
+    listed = app_client.get(f"/v1/issuers/CN-44/keys/{late['kid']}/reissue", headers=issuer.headers)
+
+    assert listed.status_code == 200
+    assert sorted(item["id"] for item in listed.json()["items"]) == sorted(c["id"] for c in early)
+    assert listed.json()["next_after"] is None
+
+
+def test_key_compromise_in_the_future_is_refused(app_client, admin_headers, issuer, issue, clock):
+    """A compromise time after now is a 422 with a code, and the key stays active."""
+    certificate = issue(issuer)
+
+    reported = app_client.post(
+        f"/v1/issuers/CN-44/keys/{certificate['kid']}/compromise",
+        json={"reason": "x", "compromised_at": (clock.now() + timedelta(hours=1)).isoformat()},
+        headers=admin_headers,
+    )
+
+    assert (reported.status_code, reported.json()["error"]["code"]) == (422, "invalid_dates")
+
+
+def test_key_not_valid_at_issue_for_a_certificate_dated_before_its_key(app, app_client, issuer, settings):
+    """A certificate whose iat precedes its key's not_before (beyond the skew) is key_not_valid_at_issue."""
+    with Session(app.state.engine) as session:
+        row = session.exec(
+            select(SigningKeyRow).where(SigningKeyRow.use == "certificate", SigningKeyRow.state == "active")
+        ).one()
+    key = app.state.keyring.signing_key(row)
+    claims = crypto.CertificateClaims.issue(
+        issuer="CN-44",
+        holder_name="张伟",
+        masked_id="1101123X",
+        operation=Operation(2, 1),
+        valid_from=TEST_TODAY - timedelta(days=30),
+        valid_until=TEST_TODAY + timedelta(days=300),
+        status_index=5,
+        issued_at=row.not_before - crypto.CLOCK_SKEW - timedelta(seconds=1),
+    )
+
+    response = app_client.post("/v1/verify", json={"qr": qr_of(crypto.sign_certificate(claims, key), settings)})
+
+    assert "key_not_valid_at_issue" in response.json()["reasons"]
+    assert response.json()["decision"] == "reject"
+
+
+def test_superseded(app_client, issuer, issue, verify):
+    """A certificate marked superseded (reissued) is rejected superseded and reads so in its summary."""
+    certificate = issue(issuer)
+
+    changed = app_client.post(
+        f"/v1/certificates/{certificate['id']}/supersede", json={"reason": "reissued under a new key"}, headers=issuer.headers
+    )
     verdict = verify(certificate["qr_text"])
 
-    assert revoked.status_code == 200
-    assert revoked.json()["state"] == "revoked"
-    assert (verdict["decision"], verdict["reasons"], verdict["checks"]) == ("reject", ["key_revoked"], ACCEPT_CHECKS)
+    assert changed.status_code == 200
+    assert (verdict["decision"], verdict["reasons"]) == ("reject", ["superseded"])
+    assert verdict["certificate"]["status"] == "superseded"
 
 
 def test_suspended(app_client, issuer, issue, verify):
@@ -437,12 +516,15 @@ def test_key_rotation(app, app_client, issuer, issue, verify):
     assert (verify(old["qr_text"])["decision"], verify(new["qr_text"])["decision"]) == ("accept", "accept")
     with Session(app.state.engine) as session:
         old_row = session.get(SigningKeyRow, old["kid"])
-        active = session.exec(select(SigningKeyRow).where(SigningKeyRow.state == "active")).all()
+        active = session.exec(
+            select(SigningKeyRow).where(SigningKeyRow.state == "active", SigningKeyRow.use == "certificate")
+        ).all()
     assert old_row.state == "retired"
     assert [row.kid for row in active] == [new["kid"]]
     with pytest.raises(crypto.KeyUnavailable):
         app.state.keyring.signing_key(old_row)
-    states = {key["kid"]: key["state"] for key in app_client.get("/v1/keys").json()["keys"]}
+    keys = app_client.get("/v1/keys").json()["keys"]
+    states = {key["kid"]: key["state"] for key in keys if key["use"] == "certificate"}
     assert states == {old["kid"]: "retired", new["kid"]: "active"}
 
 

@@ -116,7 +116,7 @@ def test_issuer_key_is_forbidden_on_admin_endpoints(app_client, issuer, issue):
         ("POST", "/v1/issuers/CN-44/api-keys", {"label": "more"}),
         ("POST", "/v1/apps/api-keys", {"label": "app"}),
         ("PUT", "/v1/issuers/CN-44/operations", {"operations": ["2.1", "2.2", "1.2", "3.1"]}),
-        ("POST", f"/v1/issuers/CN-44/keys/{kid}/revoke", {"reason": "self-revoke"}),
+        ("POST", f"/v1/issuers/CN-44/keys/{kid}/compromise", {"reason": "self-revoke"}),
     ]
 
     responses = [app_client.request(method, path, json=body, headers=issuer.headers) for method, path, body in calls]
@@ -156,7 +156,7 @@ def test_issuer_cannot_rotate_or_read_another_issuer(app, app_client, issuer, ot
     assert_error(rotate, 403, "forbidden")
     assert_error(read, 403, "forbidden")
     with Session(app.state.engine) as session:
-        assert session.exec(select(func.count()).select_from(SigningKeyRow)).one() == 2
+        assert session.exec(select(func.count()).select_from(SigningKeyRow)).one() == 4  # two uses per issuer
 
 
 def test_app_key_cannot_issue_but_can_verify(app_client, admin_headers, issuer, issue, certificate_body):

@@ -955,7 +955,7 @@ def active_public_key(database, tmp_path, code="CN-44"):
     ((kid, pem),) = query(
         database,
         "SELECT k.kid, k.public_key_pem FROM signing_keys k JOIN issuers i ON i.id = k.issuer_id"
-        " WHERE i.code = ? AND k.state = 'active'",
+        " WHERE i.code = ? AND k.state = 'active' AND k.use = 'certificate'",
         code,
     )
     path = tmp_path / f"{kid}.pub.pem"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -19,6 +19,7 @@ from schemas.api import (
     CertificateOut,
     CertificatePage,
     CertificateSearch,
+    CertificateStatus,
     ErrorResponse,
     OperationOut,
     ReviewRecord,
@@ -39,6 +40,7 @@ from ..deps import (
     OwnedCertificateDep,
     SessionDep,
     SettingsDep,
+    StatusListsDep,
     find_certificate,
     get_principal,
 )
@@ -216,7 +218,7 @@ def list_certificates(
     session: SessionDep,
     settings: SettingsDep,
     catalogue: CatalogueDep,
-    status_filter: Annotated[Literal["valid", "suspended", "revoked"] | None, Query(alias="status")] = None,
+    status_filter: Annotated[CertificateStatus | None, Query(alias="status")] = None,
     operation: Annotated[str | None, Query(pattern=r"^[1-9][0-9]?\.[1-9][0-9]?$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
@@ -391,6 +393,12 @@ _STATUS_ACTIONS = (
     ),
     ("reinstate", "Reinstate a suspended certificate", "Make a suspended certificate valid again."),
     ("revoke", "Revoke (吊销); final", "Revoke a certificate for good; it cannot be reinstated."),
+    (
+        "supersede",
+        "Mark superseded by a reissue; final",
+        "The certificate was reissued (e.g. under a new key after a compromise); verification rejects it with "
+        "`superseded`, and its status list entry reads 3.",
+    ),
 )
 
 
@@ -402,11 +410,13 @@ def _add_status_route(action: str, summary: str, description: str) -> None:
         session: SessionDep,
         settings: SettingsDep,
         catalogue: CatalogueDep,
+        lists: StatusListsDep,
         clock: ClockDep,
     ) -> CertificateOut:
         with write_transaction(session):
             issuance.change_status(
                 session,
+                lists,
                 certificate=certificate,
                 action=action,
                 reason=body.reason,

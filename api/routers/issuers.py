@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from sqlmodel import select
 
 from schemas.api import (
@@ -12,7 +13,10 @@ from schemas.api import (
     IssuerCreate,
     IssuerOut,
     IssuerScopeUpdate,
-    KeyRevoke,
+    KeyCompromise,
+    KeyUseName,
+    ReissueItem,
+    ReissueList,
     SigningKeyOut,
 )
 from schemas.api_keys import (
@@ -25,7 +29,16 @@ from schemas.api_keys import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import AdminDep, CatalogueDep, ClockDep, KeyringDep, ManagedIssuerDep, PathIssuerDep, SessionDep
+from ..deps import (
+    AdminDep,
+    CatalogueDep,
+    ClockDep,
+    KeyringDep,
+    ManagedIssuerDep,
+    PathIssuerDep,
+    SessionDep,
+    TrustListsDep,
+)
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import ApiKey, Issuer, SigningKeyRow
 from ..services import api_keys, issuance
@@ -60,7 +73,7 @@ def issuer_out(session: SessionDep, issuer: Issuer) -> IssuerOut:
     "/issuers",
     status_code=status.HTTP_201_CREATED,
     response_model=IssuerOut,
-    summary="Create an issuer with its first signing key (admin)",
+    summary="Create an issuer with its first certificate and status-list keys (admin)",
     responses={409: {"model": ErrorResponse}},
 )
 def create_issuer(
@@ -69,9 +82,11 @@ def create_issuer(
     session: SessionDep,
     keyring: KeyringDep,
     catalogue: CatalogueDep,
+    trust_lists: TrustListsDep,
     clock: ClockDep,
 ) -> IssuerOut:
-    """Create an issuing authority and generate its first signing key (ES256 unless asked otherwise)."""
+    """Create an issuing authority with a certificate key (ES256 unless asked otherwise) and a status-list key."""
+    now = clock.now()
     with write_transaction(session):
         issuer, _key = issuance.create_issuer(
             session,
@@ -82,8 +97,9 @@ def create_issuer(
             operations=body.operations,
             alg=body.alg,
             catalogue=catalogue,
-            now=clock.now(),
+            now=now,
         )
+        trust_lists.key_changed(session, now=now)
     return issuer_out(session, issuer)
 
 
@@ -95,12 +111,20 @@ def read_issuer(issuer: ManagedIssuerDep, session: SessionDep) -> IssuerOut:
 
 @router.put("/issuers/{code}/operations", response_model=IssuerOut, summary="Set an issuer's scope (admin)")
 def set_scope(
-    body: IssuerScopeUpdate, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep, catalogue: CatalogueDep
+    body: IssuerScopeUpdate,
+    issuer: PathIssuerDep,
+    _admin: AdminDep,
+    session: SessionDep,
+    catalogue: CatalogueDep,
+    trust_lists: TrustListsDep,
+    clock: ClockDep,
 ) -> IssuerOut:
     """Replace the operation items the issuer may certify; verification checks the scope at verify time."""
     with write_transaction(session):
         issuer.operations = issuance.checked_operations(body.operations, catalogue)
         session.add(issuer)
+        session.flush()
+        trust_lists.key_changed(session, now=clock.now())
     return issuer_out(session, issuer)
 
 
@@ -264,25 +288,71 @@ def expire_app_api_key(
     "/issuers/{code}/keys/rotate",
     status_code=status.HTTP_201_CREATED,
     response_model=SigningKeyOut,
-    summary="Start a new signing key; the old one keeps verifying (admin or the issuer)",
+    summary="Start a new certificate or status-list key; the old one keeps verifying (admin or the issuer)",
 )
-def rotate_key(issuer: ManagedIssuerDep, session: SessionDep, keyring: KeyringDep, clock: ClockDep) -> SigningKeyOut:
-    """Retire the active key (it stops signing, its certificates stay valid) and create a new one."""
+def rotate_key(
+    issuer: ManagedIssuerDep,
+    session: SessionDep,
+    keyring: KeyringDep,
+    trust_lists: TrustListsDep,
+    clock: ClockDep,
+    use: Annotated[KeyUseName, Query(description="which key to rotate")] = "certificate",
+) -> SigningKeyOut:
+    """Retire the active key of ``use`` (it stops signing, what it signed stays valid) and create a new one."""
+    now = clock.now()
     with write_transaction(session):
-        row = issuance.rotate_key(session, keyring, issuer=issuer, now=clock.now())
+        row = issuance.rotate_key(session, keyring, issuer=issuer, use=use, now=now)
+        trust_lists.key_changed(session, now=now)
     return SigningKeyOut.model_validate(row, from_attributes=True)
 
 
 @router.post(
-    "/issuers/{code}/keys/{kid}/revoke",
+    "/issuers/{code}/keys/{kid}/compromise",
     response_model=SigningKeyOut,
-    summary="Revoke a signing key: its certificates are rejected with key_revoked (admin)",
+    summary="Report a key compromised: what it signed since then is rejected with key_revoked (admin)",
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def compromise_key(
+    body: KeyCompromise,
+    kid: str,
+    issuer: PathIssuerDep,
+    _admin: AdminDep,
+    session: SessionDep,
+    trust_lists: TrustListsDep,
+    clock: ClockDep,
+) -> SigningKeyOut:
+    """Online, certificates registered from ``compromised_at`` on are refused; earlier ones are listed for reissue
+    (``GET .../reissue``). Offline verifiers refuse all of them once they have the new trust list. Rotate
+    afterwards so the issuer can sign again."""
+    now = clock.now()
+    with write_transaction(session):
+        row = issuance.compromise_key(
+            session, issuer=issuer, kid=kid, reason=body.reason, compromised_at=body.compromised_at, now=now
+        )
+        trust_lists.key_changed(session, now=now)
+    return SigningKeyOut.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/issuers/{code}/keys/{kid}/reissue",
+    response_model=ReissueList,
+    summary="Certificates of a compromised key to reissue (admin or the issuer)",
     responses={404: {"model": ErrorResponse}},
 )
-def revoke_key(
-    body: KeyRevoke, kid: str, issuer: PathIssuerDep, _admin: AdminDep, session: SessionDep, clock: ClockDep
-) -> SigningKeyOut:
-    """Revoke a key, e.g. after a compromise; rotate afterwards so the issuer can sign again."""
-    with write_transaction(session):
-        row = issuance.revoke_key(session, issuer=issuer, kid=kid, reason=body.reason, now=clock.now())
-    return SigningKeyOut.model_validate(row, from_attributes=True)
+def certificates_to_reissue(
+    kid: str,
+    issuer: ManagedIssuerDep,
+    session: SessionDep,
+    after: Annotated[str | None, Query(max_length=32, description="the last id of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> ReissueList:
+    """Those registered before ``compromised_at`` that are not revoked or superseded; empty for a sound key."""
+    with read_transaction(session):
+        key, rows = issuance.certificates_to_reissue(session, issuer=issuer, kid=kid, after=after, limit=limit)
+    items = [ReissueItem(id=row.id, serial=row.serial, status=row.status, created_at=row.created_at) for row in rows]  # type: ignore[arg-type]
+    return ReissueList(
+        kid=kid,
+        compromised_at=key.compromised_at,
+        items=items,
+        next_after=items[-1].id if len(items) == limit else None,
+    )

@@ -130,7 +130,9 @@ async def verify_body(state: State, raw: bytes, *, authorization: str | None, ad
         "reasons": outcome.reasons,
         "checks": outcome.checks,
         "checked_at": now.isoformat(),
-        "certificate": certificate_summary(outcome, catalogue=state.catalogue, settings=settings, now=now),
+        "certificate": certificate_summary(
+            outcome, catalogue=state.catalogue, settings=settings, lists=state.status_lists, now=now
+        ),
         "message": outcome.message,
     }
     # orjson: the verdict's JSON costs a tenth of the standard library's on this path.

@@ -64,6 +64,13 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class TrustListSequenceConflict(Conflict):
+    """An uploaded trust list's sequence number is not above the newest one's."""
+
+    code = "trust_list_sequence"
+    message = "the trust list's sequence number must be higher than the published one's"
+
+
 class IssuerExists(Conflict):
     """An issuer with this code exists already."""
 
@@ -131,6 +138,34 @@ class KeyNotFound(NotFound):
 
     code = "key_not_found"
     message = "no such key for this issuer"
+
+
+class StatusListNotFound(NotFound):
+    """The issuer has no status list with this number."""
+
+    code = "status_list_not_found"
+    message = "no such status list"
+
+
+class StatusListUnavailable(NotFound):
+    """The issuer has no active status-list key, so its lists cannot be signed now."""
+
+    code = "status_list_unavailable"
+    message = "this issuer publishes no status list now"
+
+
+class TrustListNotFound(NotFound):
+    """No trust list has been published yet."""
+
+    code = "trust_list_unavailable"
+    message = "no trust list has been published"
+
+
+class TrustAnchorNotConfigured(NotFound):
+    """The service has no trust anchor (CERTSEAL_TRUST_ANCHOR_PUBLIC_KEY_FILE / _KEY_FILE)."""
+
+    code = "trust_anchor_not_configured"
+    message = "this service has no trust anchor configured"
 
 
 class ApiKeyNotFound(NotFound):
@@ -201,6 +236,20 @@ class InvalidCertificate(Unprocessable):
     """The certificate's fields are outside what the credential format can carry."""
 
     code = "invalid_certificate"
+
+
+class TrustListRejected(Unprocessable):
+    """An uploaded trust list does not verify under the pinned anchor (the code names why)."""
+
+    code = "trust_list_rejected"
+    message = "the trust list does not verify under this service's trust anchor"
+
+
+class InvalidKeyUse(Unprocessable):
+    """A key use or algorithm that certseal does not have (status-list keys are ES256)."""
+
+    code = "invalid_key_use"
+    message = "invalid key use or algorithm"
 
 
 class InvalidExpiry(Unprocessable):

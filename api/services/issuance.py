@@ -32,6 +32,7 @@ from .errors import (
     InvalidCertificate,
     InvalidDates,
     InvalidIdNumberError,
+    InvalidKeyUse,
     InvalidTransition,
     IssuerExists,
     IssuerNotFound,
@@ -41,13 +42,17 @@ from .errors import (
     UnknownOperation,
 )
 from .photos import clean_photo
+from .status_lists import StatusLists, draw_status_index
 
-# Allowed status transitions: revoked is final.
+# Allowed status transitions: revoked and superseded are final.
 TRANSITIONS = {
     "suspend": ({"valid"}, "suspended"),
     "reinstate": ({"suspended"}, "valid"),
     "revoke": ({"valid", "suspended"}, "revoked"),
+    "supersede": ({"valid", "suspended"}, "superseded"),
 }
+KEY_USES = ("certificate", "status_list")
+STATUS_LIST_ALG = "ES256"  # the draft's CWT lists, and every verifier of them, use ES256
 
 
 def checked_operations(codes: list[str], catalogue: Catalogue) -> list[str]:
@@ -77,7 +82,7 @@ def create_issuer(
     catalogue: Catalogue,
     now: datetime,
 ) -> tuple[Issuer, SigningKeyRow]:
-    """Create an issuer with its first signing key; :class:`IssuerExists` if the code is taken."""
+    """Create an issuer with its first certificate and status-list keys; :class:`IssuerExists` if the code is taken."""
     if session.exec(select(Issuer).where(Issuer.code == code)).first() is not None:
         raise IssuerExists(f"issuer {code} exists")
     issuer = Issuer(code=code, name=name, region=region, operations=checked_operations(operations, catalogue))
@@ -86,19 +91,20 @@ def create_issuer(
         session.flush()  # a concurrent create of the same code fails here, on the unique index
     except IntegrityError:
         raise IssuerExists(f"issuer {code} exists") from None
-    key = keyring.create(session, issuer, alg, now=now)
+    key = keyring.create(session, issuer, alg, use="certificate", now=now)
+    keyring.create(session, issuer, STATUS_LIST_ALG, use="status_list", now=now)
     return issuer, key
 
 
-def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
-    """Return the issuer's one active signing key, share-locked until the transaction ends.
+def active_key(session: Session, issuer: Issuer, *, use: str = "certificate") -> SigningKeyRow:
+    """Return the issuer's one active key for ``use``, share-locked until the transaction ends.
 
     The lock (PostgreSQL; SQLite's write lock covers it) keeps a concurrent revocation or rotation from
     retiring the key between this check and the commit of what it signs.
     """
     row = session.exec(
         select(SigningKeyRow)
-        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")
+        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.use == use, SigningKeyRow.state == "active")
         .with_for_update(read=True)
         .execution_options(populate_existing=True)
     ).first()
@@ -108,40 +114,61 @@ def active_key(session: Session, issuer: Issuer) -> SigningKeyRow:
 
 
 def rotate_key(
-    session: Session, keyring: Keyring, *, issuer: Issuer, now: datetime, alg: str | None = None
+    session: Session,
+    keyring: Keyring,
+    *,
+    issuer: Issuer,
+    now: datetime,
+    use: str = "certificate",
+    alg: str | None = None,
 ) -> SigningKeyRow:
-    """Retire the active key (it keeps verifying what it signed) and start a new one.
+    """Retire the active key of ``use`` (it keeps verifying what it signed) and start a new one.
 
-    Rotations and revocations of one issuer run one at a time (the issuer row is locked), and the
+    Rotations and compromises of one issuer run one at a time (the issuer row is locked), and the
     retirement is a conditional update that only touches a key still active, so it can never turn a
-    revoked key back into a retired one; a partial unique index keeps one active key per issuer.
+    compromised key back into a retired one; a partial unique index keeps one active key per issuer and use.
     """
+    if use not in KEY_USES:
+        raise InvalidKeyUse(f"a key is for one of {', '.join(KEY_USES)}")
+    if use == "status_list" and alg not in (None, STATUS_LIST_ALG):
+        raise InvalidKeyUse(f"status-list keys are {STATUS_LIST_ALG}")
     _lock_issuer(session, issuer)
     retired_algs = session.execute(
         update(SigningKeyRow)
-        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state == "active")  # type: ignore[arg-type]
+        .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.use == use, SigningKeyRow.state == "active")  # type: ignore[arg-type]
         .values(state="retired", retired_at=now, not_after=now)
         .returning(SigningKeyRow.alg)
         .execution_options(synchronize_session=False)
     ).scalars()
     previous_alg = next(iter(retired_algs), None)
-    return keyring.create(session, issuer, alg or previous_alg or "ES256", now=now)
+    return keyring.create(session, issuer, alg or previous_alg or "ES256", use=use, now=now)
 
 
-def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str, now: datetime) -> SigningKeyRow:
-    """Revoke a key: everything it signed is rejected with ``key_revoked`` from now on (idempotent).
+def compromise_key(
+    session: Session, *, issuer: Issuer, kid: str, reason: str, compromised_at: datetime | None, now: datetime
+) -> SigningKeyRow:
+    """Mark a key compromised since ``compromised_at`` (default ``now``; reported again, the earlier time wins).
 
-    The issuer row is locked first, as rotation and issuance lock it, so a revocation racing a
-    rotation waits its turn instead of deadlocking.
+    Online, certificates registered at or after that moment are refused with ``key_revoked`` and the
+    earlier ones are listed for reissue (:func:`certificates_to_reissue`); offline verifiers refuse
+    everything the key signed. The issuer row is locked first, as rotation and issuance lock it, so a
+    compromise racing a rotation waits its turn instead of deadlocking.
     """
+    since = compromised_at or now
+    if since > now:
+        raise InvalidDates("compromised_at is in the future")
     _lock_issuer(session, issuer)
     session.execute(
         update(SigningKeyRow)
-        .where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.state != "revoked")  # type: ignore[arg-type]
+        .where(
+            SigningKeyRow.kid == kid,  # type: ignore[arg-type]
+            SigningKeyRow.issuer_id == issuer.id,  # type: ignore[arg-type]
+            (SigningKeyRow.state != "compromised") | (SigningKeyRow.compromised_at > since),  # type: ignore[operator]
+        )
         .values(
-            state="revoked",
-            revoked_at=now,
-            revocation_reason=reason,
+            state="compromised",
+            compromised_at=since,
+            compromise_reason=reason,
             not_after=func.coalesce(SigningKeyRow.not_after, now),
         )
     )
@@ -155,23 +182,34 @@ def revoke_key(session: Session, *, issuer: Issuer, kid: str, reason: str, now: 
     return row
 
 
+def certificates_to_reissue(
+    session: Session, *, issuer: Issuer, kid: str, after: str | None, limit: int
+) -> tuple[SigningKeyRow, list[Certificate]]:
+    """Certificates of a compromised key registered before ``compromised_at``: still accepted online, to reissue.
+
+    Revoked and superseded ones are left out (nothing to reissue). Ordered by id, ``after`` continues a page.
+    """
+    key = session.exec(
+        select(SigningKeyRow).where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id)
+    ).first()
+    if key is None:
+        raise KeyNotFound()
+    if key.compromised_at is None:
+        return key, []
+    query = select(Certificate).where(
+        Certificate.kid == kid,
+        Certificate.created_at < key.compromised_at,
+        Certificate.status.in_(("valid", "suspended")),  # type: ignore[attr-defined]
+    )
+    if after is not None:
+        query = query.where(Certificate.id > after)
+    return key, list(session.exec(query.order_by(Certificate.id).limit(limit)).all())  # type: ignore[arg-type]
+
+
 def _lock_issuer(session: Session, issuer: Issuer) -> None:
     # Rotation, revocation and issuance all lock the issuer row first: one lock order, no deadlock.
     if session.exec(select(Issuer.id).where(Issuer.id == issuer.id).with_for_update()).first() is None:
         raise IssuerNotFound()
-
-
-def _allocate_status_index(session: Session, issuer: Issuer) -> int:
-    # An atomic increment (it locks the issuer row), so concurrent issuers never share an index.
-    allocated = session.execute(
-        update(Issuer)
-        .where(Issuer.id == issuer.id)  # type: ignore[arg-type]
-        .values(next_status_index=Issuer.next_status_index + 1)
-        .returning(Issuer.next_status_index)
-    ).scalar_one_or_none()
-    if allocated is None:
-        raise IssuerNotFound()
-    return int(allocated) - 1
 
 
 def issue_certificate(
@@ -215,7 +253,7 @@ def issue_certificate(
     photo_bytes, photo_type = photo if photo is not None else (None, None)
     if photo is None and request.photo_base64:
         photo_bytes, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
-    status_index = _allocate_status_index(session, issuer)  # locks the issuer row first, as rotation does
+    status_index = draw_status_index(session, issuer)  # locks the issuer row first, as rotation does
     key_row = active_key(session, issuer)
     try:
         claims = CertificateClaims.issue(
@@ -251,6 +289,7 @@ def issue_certificate(
         status_index=claims.status_index or 0,
         envelope=envelope,
         envelope_sha256=hashlib.sha256(envelope).hexdigest(),
+        created_at=now,  # a compromised key's certificates are judged by when they were registered
     )
     session.add(certificate)
     session.add(StatusEvent(certificate_id=certificate.id, action="issued", actor=f"issuer:{issuer.code}", at=now))
@@ -265,12 +304,20 @@ def _reload(session: Session, certificate: Certificate) -> None:
 
 
 def change_status(
-    session: Session, *, certificate: Certificate, action: str, reason: str, actor: str, now: datetime
+    session: Session,
+    lists: StatusLists,
+    *,
+    certificate: Certificate,
+    action: str,
+    reason: str,
+    actor: str,
+    now: datetime,
 ) -> Certificate:
-    """Suspend, reinstate or revoke in one conditional update; :class:`InvalidTransition` if the status forbids it.
+    """Suspend, reinstate, revoke or supersede in one conditional update, and re-sign the status list.
 
     The update names the statuses the action may start from, so of two racing changes only one can
-    match: revoked stays final under any interleaving.
+    match: revoked stays final under any interleaving. :class:`InvalidTransition` if the status forbids
+    the action. The certificate's status list is rebuilt in the same transaction.
     """
     allowed_from, target = TRANSITIONS[action]
     changed = session.execute(
@@ -283,6 +330,7 @@ def change_status(
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidTransition(f"cannot {action} a {certificate.status} certificate")
     session.add(StatusEvent(certificate_id=certificate.id, action=action, reason=reason, actor=actor, at=now))
+    lists.record_change(session, issuer_id=certificate.issuer_id, status_index=certificate.status_index, now=now)
     return certificate
 
 

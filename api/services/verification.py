@@ -16,7 +16,15 @@ from typing import Any, ClassVar
 from sqlalchemy.exc import SQLAlchemyError
 
 import crypto
-from crypto import SignedCertificate, VerificationError
+from crypto import (
+    IssuerNotAuthorized,
+    KeyRevoked,
+    Revoked,
+    SignedCertificate,
+    Superseded,
+    Suspended,
+    VerificationError,
+)
 from schemas.api import VerifyRequest
 from schemas.catalogue import Catalogue
 from schemas.idnumber import InvalidIdNumber, normalize_id_number
@@ -26,21 +34,8 @@ from ..metrics import REGISTRY_READ_ERRORS
 from ..security import id_number_hmac, sign_url_path
 from ..settings import Settings
 from .errors import InvalidIdNumberError, RegistryUnavailable
+from .status_lists import StatusLists
 from .verify_store import HolderCheckLimits, RegistryEntry, VerifyStore
-
-
-class KeyRevoked(VerificationError):
-    """The signing key was revoked (e.g. compromised)."""
-
-    code = "key_revoked"
-    message = "signing key has been revoked"
-
-
-class IssuerNotAuthorized(VerificationError):
-    """The key is not the named issuer's, or the item is outside the issuer's scope now."""
-
-    code = "issuer_not_authorized"
-    message = "issuer is not authorized for this certificate"
 
 
 class UnknownCertificate(VerificationError):
@@ -57,20 +52,6 @@ class ClaimsMismatch(VerificationError):
     message = "certificate does not match the registry"
 
 
-class Suspended(VerificationError):
-    """The certificate is suspended (暂扣)."""
-
-    code = "suspended"
-    message = "certificate is suspended"
-
-
-class Revoked(VerificationError):
-    """The certificate is revoked (吊销)."""
-
-    code = "revoked"
-    message = "certificate is revoked"
-
-
 class HolderMismatch(VerificationError):
     """The ID number given is not the holder's."""
 
@@ -79,15 +60,20 @@ class HolderMismatch(VerificationError):
 
 
 @dataclass(frozen=True)
-class KeyNotRevoked:
-    """The signing key is not revoked."""
+class KeyNotCompromised:
+    """The key was not compromised when the registry took in the certificate.
+
+    ``iat`` cannot decide this (whoever holds a stolen key can backdate it); the registry's own time
+    can. A certificate absent from the registry counts as registered after the compromise.
+    """
 
     entry: RegistryEntry
     name: ClassVar[str] = "key_status"
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
-        """Raise :class:`KeyRevoked` for a revoked key."""
-        if self.entry.key_state == "revoked":
+        """Raise :class:`KeyRevoked` for a certificate registered at or after the key's ``compromised_at``."""
+        compromised_at, registered_at = self.entry.key_compromised_at, self.entry.registered_at
+        if compromised_at is not None and (registered_at is None or registered_at >= compromised_at):
             raise KeyRevoked(f"kid {certificate.kid.hex()}")
 
 
@@ -124,17 +110,19 @@ class InRegistry:
 
 @dataclass(frozen=True)
 class StatusValid:
-    """The registry status is neither suspended nor revoked."""
+    """The registry status is valid: not suspended, revoked or superseded."""
 
     entry: RegistryEntry
     name: ClassVar[str] = "status"
 
     def verify(self, certificate: SignedCertificate, now: datetime) -> None:
-        """Raise :class:`Suspended` or :class:`Revoked`."""
+        """Raise :class:`Suspended`, :class:`Revoked` or :class:`Superseded`."""
         if self.entry.status == "suspended":
             raise Suspended()
         if self.entry.status == "revoked":
             raise Revoked()
+        if self.entry.status == "superseded":
+            raise Superseded()
 
 
 @dataclass(frozen=True)
@@ -215,7 +203,12 @@ def verify_online(
     if entry is None:  # the key row was deleted since it was cached (e.g. demo data purged)
         keyring.forget(certificate.kid)
         return Outcome("reject", [crypto.UnknownKey.code], checks, None, None, False)
-    policy: list[crypto.Check] = [crypto.ValidityPeriod(), KeyNotRevoked(entry), IssuerAuthorized(entry)]
+    policy: list[crypto.Check] = [
+        crypto.ValidityPeriod(),
+        crypto.KeySigningWindow(entry.key_not_before, entry.key_not_after),
+        KeyNotCompromised(entry),
+        IssuerAuthorized(entry),
+    ]
     policy.append(InRegistry(entry))
     if entry.certificate_id is not None:
         policy.append(StatusValid(entry))
@@ -245,7 +238,7 @@ def verify_online(
 
 
 def certificate_summary(
-    outcome: Outcome, *, catalogue: Catalogue, settings: Settings, now: datetime
+    outcome: Outcome, *, catalogue: Catalogue, settings: Settings, lists: StatusLists, now: datetime
 ) -> dict[str, Any] | None:
     """The certificate part of the verify response (masked ID only; photo via a short-lived URL)."""
     certificate, entry = outcome.certificate, outcome.entry
@@ -270,5 +263,13 @@ def certificate_summary(
         "valid_until": claims.valid_until.isoformat(),
         "review_due": review_due.isoformat() if review_due else None,
         "status": entry.status if entry else None,
+        "status_since": entry.status_since.isoformat() if entry and entry.status_since else None,
+        "status_list": _status_list_ref(claims, lists),
         "photo_url": photo_url,
     }
+
+
+def _status_list_ref(claims: crypto.CertificateClaims, lists: StatusLists) -> dict[str, Any] | None:
+    if claims.status_index is None:
+        return None
+    return {"uri": lists.uri(claims.issuer, claims.status_index), "idx": crypto.list_index(claims.status_index)}

@@ -23,11 +23,12 @@ from .errors import HolderCheckLimited, RegistryUnavailable
 
 _REGISTRY_SQL = """
     SELECT k.state, i.code, i.name, i.operations, c.id, c.status, c.review_due, c.envelope_sha256, c.id_hmac,
-           c.id_hmac_version, c.photo_type
+           c.id_hmac_version, c.photo_type, k.not_before, k.not_after, k.compromised_at, c.created_at,
+           c.status_changed_at, c.status_index
     FROM signing_keys k
     JOIN issuers i ON i.id = k.issuer_id
     LEFT JOIN certificates c ON c.serial = {p}
-    WHERE k.kid = {p}
+    WHERE k.kid = {p} AND k.use = 'certificate'
 """
 _API_KEY_SQL = "SELECT id, secret_hash, scope, issuer_id, revoked_at, expires_at FROM api_keys WHERE prefix = {p}"
 # Check and count in one statement: the row is created, or counted up only while under the limit;
@@ -65,6 +66,12 @@ class RegistryEntry:
     id_hmac: bytes | None
     id_hmac_version: int | None
     has_photo: bool
+    key_not_before: datetime
+    key_not_after: datetime | None
+    key_compromised_at: datetime | None
+    registered_at: datetime | None  # when the certificate entered the registry
+    status_since: datetime | None
+    status_index: int | None
 
 
 @dataclass(frozen=True)
@@ -259,7 +266,7 @@ def _utc(value: datetime | str | None) -> datetime | None:
 
 def _entry(row: Any) -> RegistryEntry:
     key_state, issuer_code, issuer_name, operations, certificate_id, status, review_due, envelope_sha256 = row[:8]
-    id_hmac, id_hmac_version, photo_type = row[8:]
+    id_hmac, id_hmac_version, photo_type, not_before, not_after, compromised_at, created_at, status_since = row[8:16]
     if isinstance(operations, str):  # SQLite hands JSON columns back as text
         operations = json.loads(operations)
     if isinstance(review_due, str):  # and dates as ISO strings
@@ -276,4 +283,10 @@ def _entry(row: Any) -> RegistryEntry:
         id_hmac=bytes(id_hmac) if id_hmac is not None else None,
         id_hmac_version=id_hmac_version,
         has_photo=photo_type is not None,
+        key_not_before=_utc(not_before),  # type: ignore[arg-type]  # never NULL
+        key_not_after=_utc(not_after),
+        key_compromised_at=_utc(compromised_at),
+        registered_at=_utc(created_at),
+        status_since=_utc(status_since),
+        status_index=row[16],
     )

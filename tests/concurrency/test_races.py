@@ -192,7 +192,7 @@ def test_revoking_the_active_key_while_rotating_never_fails(deployment: Deployme
             [
                 Call(
                     "POST",
-                    f"{deployment.url(0)}/v1/issuers/{code}/keys/{active}/revoke",
+                    f"{deployment.url(0)}/v1/issuers/{code}/keys/{active}/compromise",
                     json={"reason": f"race {round_}"},
                     headers=deployment.admin_headers,
                     label="revoke",

@@ -158,7 +158,7 @@ def test_a_signing_key_revoked_through_one_instance_is_refused_by_the_other(two_
     ]
 
     revoked = provision.client.post(
-        f"{two_instances.url(0)}/v1/issuers/CN-11/keys/{kid}/revoke",
+        f"{two_instances.url(0)}/v1/issuers/CN-11/keys/{kid}/compromise",
         json={"reason": "key compromise"},
         headers=two_instances.admin_headers,
     )

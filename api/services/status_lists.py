@@ -1,0 +1,232 @@
+"""The issuers' status lists (IETF Token Status List): kept in step with the registry, signed on demand.
+
+Each issuer's certificates are spread over lists of :data:`crypto.LIST_SIZE` two-bit entries. A
+list's compressed array (``status_lists.lst``) is rebuilt inside the very transaction that changes a
+status in it, holding the list row's lock, so two changes in one list never overwrite each other and
+the array always matches the committed registry. The token served is signed from that array with the
+issuer's active ``status_list`` key, and re-signed whenever it is older than the list's ``ttl``: a
+verifier's "status as of" is at most ``ttl`` old, and a change is in the very next list fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+import crypto
+from crypto import LIST_SIZE, Status, StatusList
+
+from ..keyring import Keyring
+from ..models import Certificate, Issuer, SigningKeyRow, StatusListRow
+from ..settings import Settings
+from .errors import IssuerNotFound, StatusListNotFound, StatusListUnavailable
+
+STATUS_VALUES = {
+    "valid": Status.VALID,
+    "revoked": Status.REVOKED,
+    "suspended": Status.SUSPENDED,
+    "superseded": Status.SUPERSEDED,
+}
+# A new list opens once the random draws average half a list per open list: collisions stay rare
+# (at most one draw in two is retried) and every list still hides its holders among many.
+DRAWS_PER_LIST = LIST_SIZE // 2
+STATUS_LISTS_PATH = "/v1/status-lists"
+
+
+def status_base(public_base_url: str, issuer_code: str) -> str:
+    """The ``status_base`` of an issuer: its lists are ``<status_base>/<list number>``."""
+    return f"{public_base_url.rstrip('/')}{STATUS_LISTS_PATH}/{issuer_code}"
+
+
+def draw_status_index(session: Session, issuer: Issuer) -> int:
+    """Draw an unused status index at random over the issuer's open lists (1 and up); never sequential.
+
+    The caller holds the issuer row's lock (issuance takes it first), so no concurrent issuance of
+    this issuer can draw the same index between the check and the insert; the unique index on
+    ``(issuer_id, status_index)`` backs that up.
+    """
+    drawn = session.execute(
+        update(Issuer)
+        .where(Issuer.id == issuer.id)  # type: ignore[arg-type]
+        .values(random_indexes_drawn=Issuer.random_indexes_drawn + 1)
+        .returning(Issuer.random_indexes_drawn)
+    ).scalar_one_or_none()
+    if drawn is None:
+        raise IssuerNotFound()
+    open_lists = 1 + (drawn - 1) // DRAWS_PER_LIST
+    while True:
+        candidate = LIST_SIZE * (1 + secrets.randbelow(open_lists)) + secrets.randbelow(LIST_SIZE)
+        taken = session.exec(
+            select(Certificate.id).where(Certificate.issuer_id == issuer.id, Certificate.status_index == candidate)
+        ).first()
+        if taken is None:
+            return candidate
+
+
+def list_numbers(session: Session, issuer: Issuer) -> range:
+    """The issuer's lists: 0 (the sequential indexes issued before random draws), then every open list."""
+    highest = session.exec(select(func.max(Certificate.status_index)).where(Certificate.issuer_id == issuer.id)).first()
+    drawn_lists = 1 + (issuer.random_indexes_drawn - 1) // DRAWS_PER_LIST if issuer.random_indexes_drawn else 0
+    return range(max(drawn_lists, (highest or 0) >> crypto.statuslist.LIST_INDEX_BITS) + 1)
+
+
+def build_status_list(session: Session, *, issuer_id: str, number: int) -> StatusList:
+    """Build list ``number`` of an issuer from the registry (only the certificates that are not valid are read)."""
+    first = number * LIST_SIZE
+    status_list = StatusList.new()
+    rows = session.exec(
+        select(Certificate.status_index, Certificate.status).where(
+            Certificate.issuer_id == issuer_id,
+            Certificate.status != "valid",
+            Certificate.status_index >= first,
+            Certificate.status_index < first + LIST_SIZE,
+        )
+    ).all()
+    for status_index, status in rows:
+        status_list.set(status_index - first, STATUS_VALUES[status])
+    return status_list
+
+
+def etag_of(token: bytes) -> str:
+    """A strong ETag for a signed token."""
+    return '"' + hashlib.sha256(token).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True)
+class SignedStatusList:
+    """A status list token ready to serve."""
+
+    token: bytes
+    etag: str
+    iat: datetime
+    expires_cache_at: datetime  # iat + ttl: when the service signs a newer one
+
+
+class StatusLists:
+    """Builds, signs and serves the status lists of every issuer."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: Keyring) -> StatusLists:
+        """The status lists as the settings configure them."""
+        return cls(
+            keyring,
+            public_base_url=settings.public_base_url,
+            ttl=timedelta(seconds=settings.status_list_ttl_seconds),
+            lifetime=timedelta(hours=settings.status_list_lifetime_hours),
+        )
+
+    def __init__(self, keyring: Keyring, *, public_base_url: str, ttl: timedelta, lifetime: timedelta) -> None:
+        self._keyring = keyring
+        self.public_base_url = public_base_url
+        self.ttl = ttl
+        self.lifetime = lifetime
+
+    def uri(self, issuer_code: str, status_index: int) -> str:
+        """The URI (``sub``) of the list that holds ``status_index``."""
+        return crypto.status_list_uri(status_base(self.public_base_url, issuer_code), status_index)
+
+    def record_change(self, session: Session, *, issuer_id: str, status_index: int, now: datetime) -> None:
+        """Rebuild the list holding ``status_index`` in the caller's transaction and sign it at once."""
+        number = status_index >> crypto.statuslist.LIST_INDEX_BITS
+        row = self._locked_row(session, issuer_id=issuer_id, number=number, now=now)
+        row.lst = build_status_list(session, issuer_id=issuer_id, number=number).compressed()
+        row.built_at = now
+        self._sign(session, row, now=now)
+
+    def all_uris(self, session: Session) -> list[str]:
+        """Every list of every issuer that has a status-list key (the draft's Status List Aggregation)."""
+        issuers = session.exec(
+            select(Issuer)
+            .join(SigningKeyRow, SigningKeyRow.issuer_id == Issuer.id)  # type: ignore[arg-type]
+            .where(SigningKeyRow.use == "status_list", SigningKeyRow.state == "active")
+            .order_by(Issuer.code)
+        ).all()
+        base = self.public_base_url
+        return [
+            f"{status_base(base, issuer.code)}/{number}"
+            for issuer in issuers
+            for number in list_numbers(session, issuer)
+        ]
+
+    def fresh_token(self, session: Session, *, issuer: Issuer, number: int, now: datetime) -> SignedStatusList | None:
+        """The stored token if it can be served as is (younger than ``ttl``, signed by the active key)."""
+        row = session.get(StatusListRow, (issuer.id, number))
+        if row is None or not row.token or now >= row.iat + self.ttl:
+            return None
+        key = self._active_key(session, issuer.id)
+        if key is None or key.kid != row.kid:
+            return None
+        return self._served(row)
+
+    def signed_token(self, session: Session, *, issuer: Issuer, number: int, now: datetime) -> SignedStatusList:
+        """Sign list ``number`` now unless another request just did (call in a write transaction)."""
+        if number not in list_numbers(session, issuer):
+            raise StatusListNotFound()
+        row = self._locked_row(session, issuer_id=issuer.id, number=number, now=now)
+        if not row.lst:  # first request for this list: build it from the registry
+            row.lst = build_status_list(session, issuer_id=issuer.id, number=number).compressed()
+            row.built_at = now
+        fresh = self.fresh_token(session, issuer=issuer, number=number, now=now)
+        if fresh is not None:
+            return fresh
+        if not self._sign(session, row, now=now):
+            raise StatusListUnavailable()
+        return self._served(row)
+
+    def _served(self, row: StatusListRow) -> SignedStatusList:
+        return SignedStatusList(
+            token=row.token, etag=etag_of(row.token), iat=row.iat, expires_cache_at=row.iat + self.ttl
+        )
+
+    def _active_key(self, session: Session, issuer_id: str) -> SigningKeyRow | None:
+        return session.exec(
+            select(SigningKeyRow).where(
+                SigningKeyRow.issuer_id == issuer_id,
+                SigningKeyRow.use == "status_list",
+                SigningKeyRow.state == "active",
+            )
+        ).first()
+
+    def _sign(self, session: Session, row: StatusListRow, *, now: datetime) -> bool:
+        """Sign ``row.lst``; without an active status-list key the token is cleared (nothing stale is served)."""
+        key_row = self._active_key(session, row.issuer_id)
+        issuer_code = session.exec(select(Issuer.code).where(Issuer.id == row.issuer_id)).one()
+        if key_row is None:
+            row.token, row.kid = b"", ""
+            session.add(row)
+            return False
+        status_list = StatusList.from_compressed(crypto.STATUS_BITS, row.lst, max_entries=LIST_SIZE)
+        iat = now.replace(microsecond=0)
+        row.token = crypto.sign_status_list(
+            status_list,
+            self._keyring.signing_key(key_row),
+            uri=f"{status_base(self.public_base_url, issuer_code)}/{row.number}",
+            iat=iat,
+            exp=iat + self.lifetime,
+            ttl=self.ttl,
+        )
+        row.kid, row.iat, row.exp = key_row.kid, iat, iat + self.lifetime
+        session.add(row)
+        return True
+
+    def _locked_row(self, session: Session, *, issuer_id: str, number: int, now: datetime) -> StatusListRow:
+        """The list's row, created empty if missing, locked until the transaction ends."""
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.execute(
+            insert(StatusListRow)
+            .values(issuer_id=issuer_id, number=number, lst=b"", token=b"", kid="", iat=now, exp=now, built_at=now)
+            .on_conflict_do_nothing(index_elements=["issuer_id", "number"])
+        )
+        return session.exec(
+            select(StatusListRow)
+            .where(StatusListRow.issuer_id == issuer_id, StatusListRow.number == number)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
