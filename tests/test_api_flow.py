@@ -23,7 +23,17 @@ from api.models import Certificate, IdempotencyRecord
 from api.security import sign_url_path
 from schemas.catalogue import BUILTIN_CATALOGUE
 
-ACCEPT_CHECKS = ["format", "signature", "validity", "key_window", "key_status", "issuer", "registry", "status", "review"]
+ACCEPT_CHECKS = [
+    "format",
+    "signature",
+    "validity",
+    "key_window",
+    "key_status",
+    "issuer",
+    "registry",
+    "status",
+    "review",
+]
 # ASCII digits and X to their full-width forms (U+FF10.., U+FF38), as some Chinese input methods type them.
 FULL_WIDTH = str.maketrans({**{str(d): chr(0xFF10 + d) for d in range(10)}, "X": chr(0xFF38)})
 

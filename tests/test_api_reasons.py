@@ -199,7 +199,9 @@ class TestReviewRuleOff:
         assert certificate["review_due"] is None
 
 
-def test_key_revoked_for_certificates_registered_after_the_compromise(app_client, admin_headers, issuer, issue, clock, verify):
+def test_key_revoked_for_certificates_registered_after_the_compromise(
+    app_client, admin_headers, issuer, issue, clock, verify
+):
     """A key compromised since T: certificates registered at or after T are key_revoked, earlier ones still accepted."""
     before = issue(issuer, holder_name="刘洋")
     clock.advance(hours=1)
@@ -283,7 +285,9 @@ def test_superseded(app_client, issuer, issue, verify):
     certificate = issue(issuer)
 
     changed = app_client.post(
-        f"/v1/certificates/{certificate['id']}/supersede", json={"reason": "reissued under a new key"}, headers=issuer.headers
+        f"/v1/certificates/{certificate['id']}/supersede",
+        json={"reason": "reissued under a new key"},
+        headers=issuer.headers,
     )
     verdict = verify(certificate["qr_text"])
 

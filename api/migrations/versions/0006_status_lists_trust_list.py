@@ -6,10 +6,10 @@ Create Date: 2026-12-01
 
 - ``signing_keys.use``: ``certificate`` (every existing key) or ``status_list``; one active key per
   issuer *and use* (the partial unique index is rebuilt on both columns).
-- A revoked key is now a *compromised* key (``state`` widened to 12 characters): state ``revoked`` becomes ``compromised`` and
-  ``revoked_at``/``revocation_reason`` become ``compromised_at``/``compromise_reason``. Online, only
-  certificates registered at or after ``compromised_at`` are refused; the earlier ones are listed for
-  reissue.
+- A revoked key is now a *compromised* key (``state`` widened to 12 characters): state ``revoked``
+  becomes ``compromised``, ``revoked_at`` becomes ``compromised_at`` and ``revocation_reason``
+  becomes ``compromise_reason``. Online, only certificates registered at or after ``compromised_at``
+  are refused; the earlier ones are listed for reissue.
 - ``issuers.next_status_index`` becomes ``random_indexes_drawn``, 0 for everyone: indexes issued so
   far stay where they are (list 0, sequential); new ones are drawn at random over lists 1 and up, and
   the count of draws decides how many lists are open.
