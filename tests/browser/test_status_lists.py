@@ -138,17 +138,25 @@ class Setup:
             entries.append(key_entry(public, "certificate", not_before=not_before))
         return entries
 
-    def write_trust_list(self, *, signer: ec.EllipticCurvePrivateKey | None = None, **key_changes: Any) -> None:
-        """Sign and publish the trust list: the issuer's certificate keys and the status-list key."""
+    def write_trust_list(
+        self,
+        *,
+        signer: ec.EllipticCurvePrivateKey | None = None,
+        operations: tuple[str, ...] = ("1.2", "2.1", "2.2"),
+        certificate_key: dict[str, Any] | None = None,
+        **key_changes: Any,
+    ) -> None:
+        """Sign and publish the trust list: the issuer's certificate keys and the status-list key (with changes)."""
         now = int(time.time())
         status_entry = key_entry(self.status_key.public_key(), "status_list") | key_changes
+        certificate_keys = [entry | (certificate_key or {}) for entry in self.certificate_keys()]
         issuer = {
             "code": ISSUER_CODE,
             "name": "广东省应急管理厅",
             "region": "广东省",
-            "operations": ["1.2", "2.1", "2.2"],
+            "operations": list(operations),
             "status_base": self.status_base,
-            "keys": [*self.certificate_keys(), status_entry],
+            "keys": [*certificate_keys, status_entry],
         }
         claims = {"seq": 1, "iat": now - 60, "exp": now + 7 * 86_400, "issuers": [issuer]}
         (self.folder / "trust-list.cbor").write_bytes(sign1(signer or self.anchor, TRUST_TYP, claims))
@@ -427,3 +435,55 @@ def test_first_verdict_under_150_kb_and_lists_only_after_it(browser: Browser, se
     }
     assert all(start >= timing["verdict"] for _, start in timing["lists"])
     assert setup.requested()[:3] == ["/v1/trust-list", "/v1/status-lists", f"/v1/status-lists/{ISSUER_CODE}/0"]
+
+
+def _days(days: int) -> int:
+    return int(time.time()) + days * 86_400
+
+
+KEY_RULES = {
+    "compromised-certificate-key": (
+        {"certificate_key": {"state": "compromised", "compromised_at": _days(-1)}},
+        ["key_revoked"],
+    ),
+    "issued-before-the-key-window": ({"certificate_key": {"not_before": _days(1)}}, ["key_not_valid_at_issue"]),
+    "issued-after-the-key-window": (
+        {"certificate_key": {"not_before": _days(-30), "not_after": _days(-20), "state": "retired"}},
+        ["key_not_valid_at_issue"],
+    ),
+    "past-verify-until": ({"certificate_key": {"verify_until": _days(-1)}}, ["key_revoked"]),
+    "operation-outside-the-issuer-scope": ({"operations": ("1.2", "2.1")}, ["issuer_not_authorized"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEY_RULES))
+def test_trust_list_key_rules_offline(browser: Browser, setup: Setup, name: str) -> None:
+    """The trust list's key state, signing window and issuer scope reject offline (red) with their reason."""
+    changes, expected = KEY_RULES[name]
+    setup.write_trust_list(**changes)
+    setup.write_status_list()
+    context = phone(browser)
+
+    visit_online_then_go_offline(context, setup)
+    verdict = offline_verdict(context, setup.certificates.valid_second)
+    context.close()
+
+    assert (verdict["verdict"], verdict["panel"], verdict["reasons"]) == ("reject", "panel reject", expected)
+    assert verdict["status_source"] == "list"
+
+
+def test_without_decompression_stream_stays_amber(browser: Browser, setup: Setup) -> None:
+    """A browser without DecompressionStream cannot read a list: amber as before, never an error."""
+    setup.write_trust_list()
+    setup.write_status_list()
+    context = phone(browser)
+    context.add_init_script("delete globalThis.DecompressionStream")
+    errors: list[str] = []
+    context.on("weberror", lambda error: errors.append(str(error.error)))
+
+    visit_online_then_go_offline(context, setup)
+    revoked = offline_verdict(context, setup.certificates.revoked)
+    context.close()
+
+    assert (revoked["verdict"], revoked["panel"], revoked["status_source"]) == ("accept", "panel offline", "none")
+    assert errors == []
