@@ -222,7 +222,7 @@ async function check(qr, { scanned = false, holderId = null } = {}) {
 
 /** The offline verdict with the cached trust list and status lists (status.js), else the signature-only one. */
 async function judgeOffline(qr, purpose, model) {
-  if (!config.trust_anchor || model.verdict === "error") return model;
+  if (!config.trust_anchor) return model;
   try {
     const status = await import("./status.js");
     const judged = await status.judgeOffline(qr, config.trust_anchor, {
