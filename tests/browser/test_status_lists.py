@@ -162,7 +162,13 @@ class Setup:
         (self.folder / "trust-list.cbor").write_bytes(sign1(signer or self.anchor, TRUST_TYP, claims))
 
     def write_status_list(
-        self, *, signer: ec.EllipticCurvePrivateKey | None = None, age: int = 120, lifetime: int = 86_400
+        self,
+        *,
+        signer: ec.EllipticCurvePrivateKey | None = None,
+        age: int = 120,
+        lifetime: int = 86_400,
+        ttl: int = 600,
+        also_revoked: tuple[str, ...] = (),
     ) -> int:
         """Publish list 0 issued ``age`` s ago and return its iat.
 
@@ -176,17 +182,19 @@ class Setup:
         iat = int(time.time()) - age
         uri = f"{self.status_base}/0"
         statuses = {revoked & 0x1FFFF: REVOKED, suspended & 0x1FFFF: SUSPENDED}
-        token = status_list_token(signer or self.status_key, uri, statuses, iat=iat, exp=iat + lifetime)
+        statuses |= {status_index(qr) & 0x1FFFF: REVOKED for qr in also_revoked}
+        token = status_list_token(signer or self.status_key, uri, statuses, iat=iat, exp=iat + lifetime, ttl=ttl)
         folder = self.folder / "status-lists" / ISSUER_CODE
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "0.cwt").write_bytes(token)
         (self.folder / "status-lists.json").write_text(json.dumps({"status_lists": [uri]}))
         return iat
 
-    def requested(self) -> list[str]:
-        """The fixture paths the browser asked for, in order."""
+    def requested(self, *, with_etag: bool = False) -> list[str]:
+        """The fixture paths the browser asked for, in order (with the If-None-Match sent, or ``-``)."""
         log = self.folder / "requests.log"
-        return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
+        lines = log.read_text().splitlines() if log.exists() else []
+        return lines if with_etag else [line.split()[0] for line in lines]
 
 
 @pytest.fixture
@@ -487,3 +495,47 @@ def test_without_decompression_stream_stays_amber(browser: Browser, setup: Setup
 
     assert (revoked["verdict"], revoked["panel"], revoked["status_source"]) == ("accept", "panel offline", "none")
     assert errors == []
+
+
+REFRESH_NOW = """async () => {
+  performance.clearMarks('certseal-lists-refreshed');
+  const status = await import('/static/status.js');
+  await status.refreshLists(JSON.parse(document.body.dataset.config).trust_anchor);
+}"""
+
+
+def test_refresh_respects_ttl_and_etag_and_brings_a_new_revocation(browser: Browser, setup: Setup) -> None:
+    """A list is refetched only after its ttl, with its ETag (304 when unchanged); a new revocation then reaches
+    the phone, which rejects the card offline that it accepted online before."""
+    setup.write_trust_list()
+    setup.write_status_list(ttl=1)
+    list_path = f"/v1/status-lists/{ISSUER_CODE}/0"
+    context = phone(browser)
+    first = context.new_page()
+    first.goto(setup.certificates.valid_second)
+    before = settled(first)
+    first.wait_for_function(LISTS_REFRESHED, timeout=15_000)
+    first.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
+    etag = f'"{hashlib.sha256((setup.folder / "status-lists" / ISSUER_CODE / "0.cwt").read_bytes()).hexdigest()[:16]}"'
+
+    first.wait_for_timeout(1_500)
+    first.evaluate(REFRESH_NOW)
+    unchanged = setup.requested(with_etag=True)
+    setup.write_status_list(ttl=1, also_revoked=(setup.certificates.valid_second,))
+    first.wait_for_timeout(1_500)
+    first.evaluate(REFRESH_NOW)
+    changed = setup.requested(with_etag=True)
+    setup.server.stop()
+    context.set_offline(True)
+    after = offline_verdict(context, setup.certificates.valid_second)
+    context.close()
+
+    assert before["verdict"] == "accept"
+    assert unchanged == ["/v1/trust-list -", "/v1/status-lists -", f"{list_path} -", f"{list_path} {etag}"]
+    assert changed == [*unchanged, f"{list_path} {etag}"]
+    assert (after["verdict"], after["panel"], after["reasons"], after["status_source"]) == (
+        "reject",
+        "panel reject",
+        ["revoked"],
+        "list",
+    )
