@@ -222,3 +222,22 @@ def test_trust_list_only_from_the_pinned_anchor(js_page: Page, status_key: ec.El
     assert trust(sign1(anchor, TRUST_TYP, bad_kid))["code"] == "malformed"
     assert trust(sign1(anchor, TRUST_TYP, no_time))["code"] == "malformed"
     assert trust(_flip_signature(sign1(anchor, TRUST_TYP, claims)))["code"] == "bad_signature"
+
+
+def test_list_entry_of_large_status_indexes(js_page: Page):
+    """uri = <status_base>/<index >> 17>, idx = index & 0x1FFFF, also for indexes at and above 2^31."""
+    indexes = [0, 131_071, 131_072, 2**31, 2**32 - 1]
+    entries = js_page.evaluate(
+        """async (indexes) => {
+          const status = await import('/static/status.js');
+          return indexes.map((i) => status.listEntry('b', i));
+        }""",
+        indexes,
+    )
+
+    assert entries == [{"uri": f"b/{i >> 17}", "idx": i & 0x1FFFF} for i in indexes]
+
+
+def test_no_anchor_no_trust_anchor_in_the_page(js_page: Page):
+    """Without a configured anchor the page config has none, so the page never fetches lists."""
+    assert js_page.evaluate("() => JSON.parse(document.body.dataset.config).trust_anchor") is None

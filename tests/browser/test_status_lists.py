@@ -11,6 +11,7 @@ stopped and the browser goes offline, as a site without signal.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -54,6 +55,11 @@ CACHED_URLS = "async () => (await (await caches.open('certseal-lists')).keys()).
 def dumps(value: Any) -> bytes:
     """Deterministic CBOR (cbor2's canonical order equals RFC 8949 section 4.2.1 for these keys)."""
     return cbor2.dumps(value, canonical=True)
+
+
+def b64decode_url(text: str) -> bytes:
+    """base64url without padding."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def kid_of(public_key: ec.EllipticCurvePublicKey) -> bytes:
@@ -274,6 +280,7 @@ def test_fresh_list_offline_green_for_valid_red_for_revoked(
 
     cached = visit_online_then_go_offline(context, setup)
     valid = offline_verdict(context, setup.certificates.valid_second)
+    pinned = valid["page"].evaluate("() => JSON.parse(document.body.dataset.config).trust_anchor")
     screenshot(valid["page"], "verdict-offline-list-accept")
     revoked = offline_verdict(context, setup.certificates.revoked)
     screenshot(revoked["page"], "verdict-offline-list-reject")
@@ -282,6 +289,13 @@ def test_fresh_list_offline_green_for_valid_red_for_revoked(
     context.close()
 
     iso, clock = as_of(iat)
+    x, y = (
+        n.to_bytes(32, "big")
+        for n in (setup.anchor.public_key().public_numbers().x, setup.anchor.public_key().public_numbers().y)
+    )
+    assert pinned["kid"] == kid_of(setup.anchor.public_key()).hex()
+    assert (pinned["jwk"]["kty"], pinned["jwk"]["crv"]) == ("EC", "P-256")
+    assert (b64decode_url(pinned["jwk"]["x"]), b64decode_url(pinned["jwk"]["y"])) == (x, y)
     assert f"{setup.status_base}/0" in cached
     assert {k: valid[k] for k in ("verdict", "source", "panel", "status_source", "status_as_of")} == {
         "verdict": "accept",
