@@ -1,5 +1,5 @@
 // Offline status for the page (issue 11): the signed trust list and the IETF Token Status Lists
-// (docs/credential-format.md section 11, spec/issue11-contract.md), verified with WebCrypto against
+// (docs/credential-format.md section 11 and the trust list's CDDL), verified with WebCrypto against
 // the trust-anchor key pinned in the page's configuration, never against a key that came with a
 // response. Loaded only after the first verdict (to fetch) or offline (to judge), so the first
 // verdict costs no byte of it. Lists live in Cache Storage ("certseal-lists") as the server sent
@@ -18,8 +18,17 @@ const MAX_LISTS = 2000;
 export const LIST_SIZE = 131072; // entries of 2 bits per list: 32,768 bytes
 export const LIST_BYTES = LIST_SIZE / 4;
 const STATUS_REASONS = [null, "revoked", "suspended", "superseded"];
-// The server's order of reasons (crypto/offline.py), status last.
-const REASON_ORDER = ["not_yet_valid", "expired", "key_revoked", "issuer_not_authorized", "key_not_valid_at_issue", "review_overdue", "operation_not_covered", ...STATUS_REASONS.slice(1)];
+// The order of reasons: the certificate's own checks as the server lists them, the key rules, status last.
+const REASON_ORDER = [
+  "not_yet_valid",
+  "expired",
+  "key_revoked",
+  "issuer_not_authorized",
+  "key_not_valid_at_issue",
+  "review_overdue",
+  "operation_not_covered",
+  ...STATUS_REASONS.slice(1),
+];
 export const CACHE = "certseal-lists";
 const TRUST_URL = "/v1/trust-list";
 const LISTS_URL = "/v1/status-lists";
