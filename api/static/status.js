@@ -333,7 +333,7 @@ export function refreshLists(anchor) {
  * Judge ``qr`` with the stored trust list and status lists (``now`` in Unix seconds).
  * Resolves to null when they cannot judge it (no trust list, key not in it, this browser cannot
  * verify the signature): the caller keeps the signature-only verdict. Otherwise
- * {verdict, reasons, certificate, issuerName, statusSource: "list" | "stale" | "none", statusAsOf (s) | null, listExp | null}.
+ * {verdict, reasons, certificate, issuerName, statusSource: "list" | "stale" | "none", statusAsOf (s) | null}.
  */
 export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, hotWorkCategory }) {
   const cache = await openCache();
@@ -363,13 +363,17 @@ export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, h
   if (key.verifyUntil !== null && now > key.verifyUntil) reasons.push("key_revoked");
   let statusSource = "none";
   let token = null;
+  let asOf = null;
   if (issuer && claims.statusIndex !== null) {
     const { uri, idx } = listEntry(issuer.statusBase, claims.statusIndex);
     const bytes = await storedBytes(cache, uri);
     token = bytes && (await verifyStatusList(bytes, issuer, uri, now).catch(() => null));
     if (token) {
-      // A list is current before its exp, and only while the trust list that vouches for its key is.
-      statusSource = now < token.exp && now < trust.exp ? "list" : "stale";
+      // A list is current before its exp, and only while the trust list that vouches for its key is;
+      // the status is as old as the older of the two then. A stale list's revocation still rejects.
+      const trustCurrent = now < trust.exp;
+      statusSource = now < token.exp && trustCurrent ? "list" : "stale";
+      asOf = trustCurrent ? token.iat : Math.min(token.iat, trust.iat);
       const reason = STATUS_REASONS[statusAt(token.list, idx)];
       if (reason) reasons.push(reason);
     }
@@ -381,7 +385,6 @@ export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, h
     certificate,
     issuerName: issuer ? issuer.name : null,
     statusSource,
-    statusAsOf: token ? token.iat : null,
-    listExp: token ? token.exp : null,
+    statusAsOf: asOf,
   };
 }

@@ -150,9 +150,14 @@ class Setup:
         signer: ec.EllipticCurvePrivateKey | None = None,
         operations: tuple[str, ...] = ("1.2", "2.1", "2.2"),
         certificate_key: dict[str, Any] | None = None,
+        age: int = 60,
+        lifetime: int = 7 * 86_400,
         **key_changes: Any,
-    ) -> None:
-        """Sign and publish the trust list: the issuer's certificate keys and the status-list key (with changes)."""
+    ) -> int:
+        """Sign and publish the trust list (issued ``age`` s ago) and return its iat.
+
+        It lists the issuer's certificate keys and the status-list key, with the changes given.
+        """
         now = int(time.time())
         status_entry = key_entry(self.status_key.public_key(), "status_list") | key_changes
         certificate_keys = [entry | (certificate_key or {}) for entry in self.certificate_keys()]
@@ -164,8 +169,9 @@ class Setup:
             "status_base": self.status_base,
             "keys": [*certificate_keys, status_entry],
         }
-        claims = {"seq": 1, "iat": now - 60, "exp": now + 7 * 86_400, "issuers": [issuer]}
+        claims = {"seq": 1, "iat": now - age, "exp": now - age + lifetime, "issuers": [issuer]}
         (self.folder / "trust-list.cbor").write_bytes(sign1(signer or self.anchor, TRUST_TYP, claims))
+        return now - age
 
     def write_status_list(
         self,
@@ -331,6 +337,7 @@ def test_stale_list_offline_amber_with_its_age(browser: Browser, setup: Setup, s
     screenshot(valid["page"], "verdict-offline-list-stale")
     valid["page"].click("#lang-toggle")
     english = valid["page"].text_content("#panel")
+    revoked = offline_verdict(context, setup.certificates.revoked)
     context.close()
 
     iso, clock = as_of(iat)
@@ -344,6 +351,29 @@ def test_stale_list_offline_amber_with_its_age(browser: Browser, setup: Setup, s
     assert "30 小时前" in valid["text"]
     assert clock in valid["text"]
     assert "issued 30 h ago" in english
+    # What an expired list already shows as revoked stays red (with its age): fail closed.
+    assert (revoked["verdict"], revoked["panel"], revoked["reasons"], revoked["status_source"]) == (
+        "reject",
+        "panel reject",
+        ["revoked"],
+        "stale",
+    )
+    assert "issued 30 h ago" in revoked["text"]  # the language chosen above is remembered
+
+
+def test_expired_trust_list_makes_a_current_list_stale(browser: Browser, setup: Setup) -> None:
+    """Past the trust list's exp its keys may be outdated: a current status list no longer makes a card green."""
+    trust_iat = setup.write_trust_list(age=9 * 86_400, lifetime=8 * 86_400)
+    setup.write_status_list()
+    context = phone(browser)
+
+    visit_online_then_go_offline(context, setup)
+    valid = offline_verdict(context, setup.certificates.valid_second)
+    context.close()
+
+    assert (valid["verdict"], valid["panel"], valid["status_source"]) == ("accept", "panel offline", "stale")
+    assert valid["status_as_of"] == as_of(trust_iat)[0]
+    assert "9 天前" in valid["text"]
 
 
 def test_no_list_offline_amber_none(browser: Browser, setup: Setup) -> None:
