@@ -17,14 +17,17 @@ from string import Template
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+import crypto
 from schemas.catalogue import Catalogue
 
 from ..deps import CatalogueDep, SettingsDep
+from ..keyring import public_jwk
 from ..settings import Settings
 
 router = APIRouter(include_in_schema=False)
@@ -41,6 +44,7 @@ SHELL_ASSETS = (
     "digits.js",
     "name-chars.js",
     "verify.js",
+    "status.js",
     "i18n.js",
     "scanner.js",
     "icon.svg",
@@ -94,12 +98,27 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}{port}"
 
 
+def trust_anchor_config(pem: str | None) -> dict[str, Any] | None:
+    """The pinned trust-anchor key for the page: ``{"kid": hex, "jwk": {...}}`` (ES256), or None when unset.
+
+    The page verifies the trust list (``GET /v1/trust-list``) against this key only, never against a
+    key that came with a response; without it the page fetches no lists and stays amber offline.
+    """
+    if not pem:
+        return None
+    key = crypto.load_public_key(pem.encode())
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("the trust-anchor public key must be an ES256 (P-256) key")
+    return {"kid": crypto.key_id(key).hex(), "jwk": public_jwk(pem)}
+
+
 def page_config(settings: Settings, catalogue: Catalogue) -> dict[str, Any]:
-    """What the page needs besides its code: official origins, review rule and the catalogue's names."""
+    """What the page needs besides its code: official origins, review rule, trust anchor and the catalogue's names."""
     origins = list(dict.fromkeys(origin_of(url) for url in settings.official_origin_list))
     items = sorted(catalogue.items.values(), key=lambda item: item.operation)
     return {
         "official_origins": origins,
+        "trust_anchor": trust_anchor_config(settings.trust_anchor_public_key_pem),
         "review_required": settings.review_required,
         "hot_work_category": catalogue.hot_work_category,
         "catalogue": [

@@ -5,6 +5,9 @@
 // "offline" means only the phone's signature check ran (no network, or the server did not
 // answer): a valid signature is then shown amber, never green, because a revoked card also
 // has a valid signature. "local" is the phone's verdict shown while the server is asked.
+// A settled verdict also has data-status-source = online | list | stale | none and, unless none,
+// data-status-as-of (ISO time): offline, a current signed status list (status.js, fetched and
+// cached after the first verdict when the page pins a trust anchor) turns amber into green or red.
 
 import { envelopeFromQrText } from "./digits.js";
 import { LANGUAGES, t } from "./i18n.js";
@@ -19,6 +22,7 @@ const KEY_STORE = "certseal.keys";
 const LANG_STORE = "certseal.lang";
 const KEYS_TIMEOUT_MS = 4000;
 const VERIFY_TIMEOUT_MS = 8000;
+const LIST_REFRESH_MS = 5 * 60 * 1000;
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const ID_CHECK = "10X98765432";
 
@@ -206,11 +210,57 @@ async function check(qr, { scanned = false, holderId = null } = {}) {
     state.holderMessage = answer.holderMessage || (answer.why === "offline" ? "holder.needsNetwork" : "error.server");
     show(previous);
   } else {
-    show({ ...local, stage: "settled", source: "offline", why: answer.why });
+    const model = await judgeOffline(qr, purpose, { ...local, stage: "settled", source: "offline", why: answer.why, statusSource: "none" });
+    if (run !== state.run) return;
+    show(model);
   }
   performance.mark("certseal-verdict");
   if (scanned) import("./scanner.js").then((scanner) => scanner.feedback(state.model.verdict, state.audio));
   registerServiceWorker();
+  refreshStatusLists();
+}
+
+/** The offline verdict with the cached trust list and status lists (status.js), else the signature-only one. */
+async function judgeOffline(qr, purpose, model) {
+  if (!config.trust_anchor) return model;
+  try {
+    const status = await import("./status.js");
+    const judged = await status.judgeOffline(qr, config.trust_anchor, {
+      now: Date.now() / 1000,
+      purpose,
+      reviewRequired: config.review_required !== false,
+      hotWorkCategory,
+    });
+    if (!judged) return model;
+    // The signed lists decide; a reason the cached key list alone found still stands.
+    const reasons = [...new Set([...judged.reasons, ...(model.verdict === "reject" ? model.reasons : [])])];
+    return {
+      ...model,
+      verdict: reasons.length ? "reject" : "accept",
+      reasons,
+      cert: { ...certFromVerified(judged.certificate), issuer: { code: judged.certificate.claims.issuer, name: judged.issuerName } },
+      statusSource: judged.statusSource,
+      statusAsOf: judged.statusAsOf === null ? null : new Date(judged.statusAsOf * 1000).toISOString(),
+    };
+  } catch {
+    return model;
+  }
+}
+
+let listTimer = null;
+
+/** After a verdict (never before the first), fetch, verify and cache the trust list and status lists. */
+function refreshStatusLists() {
+  if (!config.trust_anchor) return;
+  if (listTimer === null) {
+    listTimer = setInterval(refreshStatusLists, LIST_REFRESH_MS);
+    window.addEventListener("online", refreshStatusLists);
+  }
+  if (navigator.onLine === false) return;
+  import("./status.js")
+    .then((status) => status.refreshLists(config.trust_anchor))
+    .catch(() => {})
+    .finally(() => performance.mark("certseal-lists-refreshed"));
 }
 
 function settleOnline(data, local, holderId) {
@@ -226,6 +276,8 @@ function settleOnline(data, local, holderId) {
     reasons,
     cert: data.certificate ? certFromServer(data.certificate) : local.cert,
     keyDate: local.keyDate,
+    statusSource: "online",
+    statusAsOf: Number.isNaN(Date.parse(data.checked_at || "")) ? new Date().toISOString() : new Date(data.checked_at).toISOString(),
   });
 }
 
@@ -242,6 +294,23 @@ function formatKeyDate(iso) {
   return new Date(time + 8 * 3600 * 1000).toISOString().slice(0, 16).replace("T", " ");
 }
 
+const pad = (n) => String(n).padStart(2, "0");
+
+/** A list's time in the phone's local time: HH:MM today, else MM-DD HH:MM. */
+function formatListTime(iso) {
+  const time = new Date(iso);
+  const clock = `${pad(time.getHours())}:${pad(time.getMinutes())}`;
+  return time.toDateString() === new Date().toDateString() ? clock : `${pad(time.getMonth() + 1)}-${pad(time.getDate())} ${clock}`;
+}
+
+/** How long ago ``iso`` was: minutes below two hours, hours below two days, then days. */
+function formatAge(iso) {
+  const minutes = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 60000));
+  if (minutes < 120) return tr("age.minutes", { n: minutes });
+  if (minutes < 48 * 60) return tr("age.hours", { n: Math.floor(minutes / 60) });
+  return tr("age.days", { n: Math.floor(minutes / 1440) });
+}
+
 function panelText(m) {
   const params = { why: tr(`why.${m.why || "offline"}`), date: formatKeyDate(m.keyDate) };
   if (m.stage === "pending") return ["checking", tr("verdict.checking"), ""];
@@ -255,6 +324,17 @@ function panelText(m) {
     return m.verdict === "accept"
       ? ["accept", tr("verdict.accept"), tr("sub.online")]
       : ["reject", tr("verdict.reject"), tr("sub.onlineReject")];
+  }
+  if (m.statusSource === "list" || m.statusSource === "stale") {
+    const list = { time: formatListTime(m.statusAsOf), age: formatAge(m.statusAsOf) };
+    if (m.statusSource === "list") {
+      return m.verdict === "accept"
+        ? ["accept", tr("verdict.accept"), tr("sub.listAccept", list)]
+        : ["reject", tr("verdict.reject"), tr("sub.listReject", list)];
+    }
+    return m.verdict === "accept"
+      ? ["offline", tr("verdict.signatureValid"), tr("sub.staleAccept", list)]
+      : ["reject", tr("verdict.reject"), tr("sub.staleReject", list)];
   }
   return m.verdict === "accept"
     ? ["offline", tr("verdict.signatureValid"), tr("sub.offlineAccept", params)]
@@ -311,9 +391,14 @@ function render() {
   if (m.stage === "settled") {
     result.dataset.verdict = m.verdict;
     result.dataset.source = m.source;
+    result.dataset.statusSource = m.statusSource || "none";
+    if (m.statusAsOf) result.dataset.statusAsOf = m.statusAsOf;
+    else delete result.dataset.statusAsOf;
   } else {
     delete result.dataset.verdict;
     delete result.dataset.source;
+    delete result.dataset.statusSource;
+    delete result.dataset.statusAsOf;
   }
   const idle = m.stage === "idle";
   $("idle").hidden = !idle;
@@ -324,7 +409,7 @@ function render() {
     $("verdict-word").textContent = word;
     $("verdict-sub").textContent = sub;
   }
-  const amber = m.stage === "settled" && m.source === "offline" && m.verdict === "accept";
+  const amber = m.stage === "settled" && m.source === "offline" && m.verdict === "accept" && m.statusSource !== "list";
   $("verdict-note").hidden = !amber;
   $("verdict-note").textContent = amber ? tr("sub.offlineAcceptWarning") : "";
   renderCard(m.stage === "pending" || idle ? null : m.cert);

@@ -71,9 +71,9 @@ const SEMANTIC_TAGS = new Set([0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 100
 const MIN_FOR_INFO = { 24: 24, 25: 0x100, 26: 0x10000, 27: 0x100000000 };
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Decode exactly one deterministic CBOR item filling ``bytes`` (a Uint8Array). */
-export function decodeStrict(bytes) {
-  if (bytes.length > MAX_ENVELOPE_BYTES) throw malformed(`${bytes.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`);
+/** Decode exactly one deterministic CBOR item filling ``bytes`` (a Uint8Array) of at most ``maxBytes``. */
+export function decodeStrict(bytes, maxBytes = MAX_ENVELOPE_BYTES) {
+  if (bytes.length > maxBytes) throw malformed(`${bytes.length} bytes exceeds ${maxBytes}`);
   const reader = { bytes, pos: 0 };
   const value = readItem(reader, 0);
   if (reader.pos !== bytes.length) throw malformed("trailing bytes after CBOR item");

@@ -5,6 +5,8 @@
 //   the page's assets    cache first (precached at install; a new VERSION replaces them)
 //   /v1/keys             stale-while-revalidate in a cache that survives page updates
 //   the scanner decoder  cache first, stored on first use (it is large and optional)
+//   trust and status lists  not here: status.js fetches, verifies and stores them in
+//                        "certseal-lists" after a verdict; this worker only keeps that cache
 //   everything else      the network (POST /v1/verify, photos)
 
 const VERSION = "dev";
@@ -14,6 +16,7 @@ const KEYS = "/v1/keys";
 const SHELL_CACHE = `certseal-shell-${VERSION}`;
 const DECODER_CACHE = `certseal-decoder-${VERSION}`;
 const DATA_CACHE = "certseal-data";
+const LISTS_CACHE = "certseal-lists";
 const DECODER = /^\/static\/(qr-decoder\.js$|vendor\/)/;
 
 async function refresh(cacheName, key, request) {
@@ -34,7 +37,7 @@ self.addEventListener("install", (event) => {
 });
 
 self.addEventListener("activate", (event) => {
-  const keep = new Set([SHELL_CACHE, DECODER_CACHE, DATA_CACHE]);
+  const keep = new Set([SHELL_CACHE, DECODER_CACHE, DATA_CACHE, LISTS_CACHE]);
   event.waitUntil(
     (async () => {
       for (const name of await caches.keys()) {

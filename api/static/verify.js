@@ -43,7 +43,8 @@ export const toHex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart
 function bstrHead(length) {
   if (length < 24) return [0x40 | length];
   if (length < 0x100) return [0x58, length];
-  return [0x59, length >> 8, length & 0xff];
+  if (length < 0x10000) return [0x59, length >> 8, length & 0xff];
+  return [0x5a, length >>> 24, (length >> 16) & 0xff, (length >> 8) & 0xff, length & 0xff];
 }
 
 /** The COSE Sig_structure ["Signature1", protected, h'', payload] (RFC 9052 section 4.4). */
@@ -120,7 +121,8 @@ async function importKey(jwk, algorithm) {
 
 const badSignature = (detail) => new VerifyError("bad_signature", detail);
 
-async function checkSignature(alg, key, signature, message) {
+/** Check ``signature`` over ``message`` with ``key.jwk`` under COSE ``alg``; throws a VerifyError (bad_signature). */
+export async function checkSignature(alg, key, signature, message) {
   const jwk = key.jwk || {};
   let valid = false;
   if (ECDSA.has(alg)) {

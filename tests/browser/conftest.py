@@ -84,8 +84,11 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, folder: Path, template: Path) -> AppServer:
-        """Start the app on a copy of the migrated ``template`` database in ``folder`` and wait until it answers."""
+    def start(cls, folder: Path, template: Path, *options: str) -> AppServer:
+        """Start the app on a copy of the migrated ``template`` database in ``folder`` and wait until it answers.
+
+        ``options`` go to ``serve.py`` (``--trust-anchor-pem FILE``, ``--fixtures DIR``).
+        """
         port = _free_port()
         log = folder / "server.log"
         database = folder / "certseal.db"
@@ -95,7 +98,7 @@ class AppServer:
         env["PYTHONPATH"] = str(ROOT)
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, str(SERVE), "--port", str(port), "--database", str(database)],
+                [sys.executable, str(SERVE), "--port", str(port), "--database", str(database), *options],
                 cwd=ROOT,
                 env=env,
                 stdout=sink,
@@ -219,12 +222,12 @@ def certificates(app_server: AppServer) -> Certificates:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[Callable[[], AppServer]]:
-    """Start a private app for one test; it is stopped at the end if the test has not stopped it."""
+def start_server(tmp_path: Path, migrated_sqlite_template: Path) -> Iterator[Callable[..., AppServer]]:
+    """Start a private app for one test (``serve.py`` options as arguments); stopped at the end if still running."""
     started: list[AppServer] = []
 
-    def start() -> AppServer:
-        server = AppServer.start(tmp_path, migrated_sqlite_template)
+    def start(*options: str) -> AppServer:
+        server = AppServer.start(tmp_path, migrated_sqlite_template, *options)
         started.append(server)
         return server
 

@@ -2,11 +2,20 @@
 
 Demo settings (the published demo secrets) on a SQLite file already migrated to head (the fixtures copy
 the session's migrated template there; the app refuses any other); the public base URL is this server.
+
+Test-only options for the status-list tests: ``--trust-anchor-pem FILE`` pins that public key in the page
+(``settings.trust_anchor_public_key_pem``), and ``--fixtures DIR`` serves ``GET /v1/trust-list``,
+``GET /v1/status-lists`` and ``GET /v1/status-lists/{issuer}/{n}`` from files the test writes there
+(``trust-list.cbor``, ``status-lists.json``, ``status-lists/<issuer>/<n>.cwt``; 404 when missing), with
+ETag and Cache-Control as the service sends them, ahead of any route of the app. Each request is
+appended to ``DIR/requests.log``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -15,9 +24,49 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
 from api.main import create_app  # noqa: E402
 from api.settings import Settings  # noqa: E402
+
+
+def fixture_routes(folder: Path) -> list[Route]:
+    """Routes serving the trust list and status lists from files in ``folder`` (see the module docstring)."""
+
+    def endpoint(media_type: str, max_age: int) -> object:
+        async def serve(request: Request) -> Response:
+            with (folder / "requests.log").open("a", encoding="utf-8") as log:
+                log.write(f"{request.url.path} {request.headers.get('if-none-match', '-')}\n")
+            issuer = request.path_params.get("issuer", "")
+            name = {
+                "/v1/trust-list": "trust-list.cbor",
+                "/v1/status-lists": "status-lists.json",
+            }.get(request.url.path, f"status-lists/{issuer}/{request.path_params.get('number')}.cwt")
+            path = folder / name
+            if not re.fullmatch(r"[A-Z0-9-]*", issuer) or not path.is_file():
+                return JSONResponse({"error": {"code": "not_found", "message": "no such fixture"}}, status_code=404)
+            body = path.read_bytes()
+            headers = {
+                "ETag": f'"{hashlib.sha256(body).hexdigest()[:16]}"',
+                "Cache-Control": f"public, max-age={max_age}",
+                "Access-Control-Allow-Origin": "*",
+            }
+            if request.headers.get("if-none-match") == headers["ETag"]:
+                return Response(status_code=304, headers=headers)
+            return Response(body, media_type=media_type, headers=headers)
+
+        return serve
+
+    return [
+        Route("/v1/trust-list", endpoint("application/vnd.certseal.trust-list+cbor", 300)),  # type: ignore[arg-type]
+        Route("/v1/status-lists", endpoint("application/json", 300)),  # type: ignore[arg-type]
+        Route(
+            "/v1/status-lists/{issuer}/{number:int}",
+            endpoint("application/statuslist+cwt", 600),  # type: ignore[arg-type]
+        ),
+    ]
 
 
 def main() -> None:
@@ -25,10 +74,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database", required=True)
+    parser.add_argument("--trust-anchor-pem", help="the trust anchor's public key (PEM file), pinned in the page")
+    parser.add_argument("--fixtures", help="serve the trust list and status lists from this folder")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     settings = Settings.for_demo(database_url=f"sqlite:///{args.database}", public_base_url=base)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=args.port, log_level="warning")
+    # The lead adds ``trust_anchor_public_key_pem`` to Settings; until then (and to pin the test's own
+    # anchor afterwards) the tests set it on the frozen model directly.
+    anchor = Path(args.trust_anchor_pem).read_text(encoding="utf-8") if args.trust_anchor_pem else None
+    object.__setattr__(settings, "trust_anchor_public_key_pem", anchor)
+    app = create_app(settings)
+    if args.fixtures:
+        app.router.routes[0:0] = fixture_routes(Path(args.fixtures))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

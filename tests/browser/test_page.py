@@ -32,6 +32,8 @@ def test_valid_certificate_accepted_online(phone: Page, certificates: Certificat
     result = settled(phone)
 
     assert result == {"verdict": "accept", "source": "online", "panel": "panel accept"}
+    assert phone.get_attribute("#result", "data-status-source") == "online"
+    assert (phone.get_attribute("#result", "data-status-as-of") or "").endswith("Z")
     assert phone.text_content("#holder-name") == certificates.holder_name
     assert phone.text_content("#verdict-word") == "通过"
     assert "熔化焊接与热切割作业" in phone.text_content("#details")
@@ -256,6 +258,10 @@ def test_offline_signature_verdict_after_one_visit(
     second = context.new_page()
     second.goto(issued.valid_second)
     offline = settled(second)
+    offline_status = (
+        second.get_attribute("#result", "data-status-source"),
+        second.get_attribute("#result", "data-status-as-of"),
+    )
     offline_text = second.text_content("#panel")
     screenshot(second, "verdict-offline", doc_name="verdict-offline.png")
     third = context.new_page()
@@ -266,6 +272,7 @@ def test_offline_signature_verdict_after_one_visit(
     context.close()
 
     assert offline == {"verdict": "accept", "source": "offline", "panel": "panel offline"}
+    assert offline_status == ("none", None)
     assert "签名有效" in offline_text
     assert "未核验状态（离线），密钥列表日期 20" in offline_text
     assert tampered == {"verdict": "reject", "source": "offline", "panel": "panel reject"}
