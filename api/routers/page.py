@@ -112,13 +112,13 @@ def trust_anchor_config(pem: str | None) -> dict[str, Any] | None:
     return {"kid": crypto.key_id(key).hex(), "jwk": public_jwk(pem)}
 
 
-def page_config(settings: Settings, catalogue: Catalogue) -> dict[str, Any]:
+def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: str | None) -> dict[str, Any]:
     """What the page needs besides its code: official origins, review rule, trust anchor and the catalogue's names."""
     origins = list(dict.fromkeys(origin_of(url) for url in settings.official_origin_list))
     items = sorted(catalogue.items.values(), key=lambda item: item.operation)
     return {
         "official_origins": origins,
-        "trust_anchor": trust_anchor_config(settings.trust_anchor_public_key_pem),
+        "trust_anchor": trust_anchor_config(trust_anchor_pem),
         "review_required": settings.review_required,
         "hot_work_category": catalogue.hot_work_category,
         "catalogue": [
@@ -152,8 +152,10 @@ def _service_worker_script() -> bytes:
     return script.encode()
 
 
-def _render_page(lang: str, settings: Settings, catalogue: Catalogue) -> bytes:
-    config = json.dumps(page_config(settings, catalogue), ensure_ascii=False, separators=(",", ":"))
+def _render_page(lang: str, settings: Settings, catalogue: Catalogue, trust_anchor_pem: str | None) -> bytes:
+    config = json.dumps(
+        page_config(settings, catalogue, trust_anchor_pem=trust_anchor_pem), ensure_ascii=False, separators=(",", ":")
+    )
     text = Template(PAGE_TEMPLATE.read_text(encoding="utf-8")).substitute(
         html_lang=HTML_LANG[lang], lang=lang, config=html.escape(config, quote=False).replace("'", "&#x27;")
     )
@@ -166,7 +168,7 @@ def _page_bytes(request: Request, lang: str, settings: Settings, catalogue: Cata
     if rendered is None:
         rendered = request.app.state.certseal_pages = {}
     if lang not in rendered:
-        body = _render_page(lang, settings, catalogue)
+        body = _render_page(lang, settings, catalogue, request.app.state.trust_lists.anchor.public_pem)
         rendered[lang] = (body, gzip.compress(body, compresslevel=9, mtime=0))
     return rendered[lang]
 

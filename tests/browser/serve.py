@@ -4,7 +4,7 @@ Demo settings (the published demo secrets) on a SQLite file already migrated to 
 the session's migrated template there; the app refuses any other); the public base URL is this server.
 
 Test-only options for the status-list tests: ``--trust-anchor-pem FILE`` pins that public key in the page
-(``settings.trust_anchor_public_key_pem``), and ``--fixtures DIR`` serves ``GET /v1/trust-list``,
+(``CERTSEAL_TRUST_ANCHOR_PUBLIC_KEY_FILE``), and ``--fixtures DIR`` serves ``GET /v1/trust-list``,
 ``GET /v1/status-lists`` and ``GET /v1/status-lists/{issuer}/{n}`` from files the test writes there
 (``trust-list.cbor``, ``status-lists.json``, ``status-lists/<issuer>/<n>.cwt``; 404 when missing), with
 ETag and Cache-Control as the service sends them, ahead of any route of the app. Each request is
@@ -78,11 +78,11 @@ def main() -> None:
     parser.add_argument("--fixtures", help="serve the trust list and status lists from this folder")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
-    settings = Settings.for_demo(database_url=f"sqlite:///{args.database}", public_base_url=base)
-    # The lead adds ``trust_anchor_public_key_pem`` to Settings; until then (and to pin the test's own
-    # anchor afterwards) the tests set it on the frozen model directly.
-    anchor = Path(args.trust_anchor_pem).read_text(encoding="utf-8") if args.trust_anchor_pem else None
-    object.__setattr__(settings, "trust_anchor_public_key_pem", anchor)
+    settings = Settings.for_demo(
+        database_url=f"sqlite:///{args.database}",
+        public_base_url=base,
+        trust_anchor_public_key_file=args.trust_anchor_pem,
+    )
     app = create_app(settings)
     if args.fixtures:
         app.router.routes[0:0] = fixture_routes(Path(args.fixtures))

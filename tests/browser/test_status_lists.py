@@ -182,25 +182,32 @@ class Setup:
         ttl: int = 600,
         also_revoked: tuple[str, ...] = (),
     ) -> int:
-        """Publish list 0 issued ``age`` s ago and return its iat.
+        """Publish the lists holding the seeded cards, issued ``age`` s ago, and return their iat.
 
         The revoked card is revoked, the first valid card (``valid``, whose online visit fetches the
-        lists) suspended after that visit as far as the list says, every other entry valid.
+        lists) suspended after that visit as far as the lists say, every other entry valid. Indexes are
+        drawn at random over lists 1 and up, so the cards may sit in different lists.
         """
-        revoked = status_index(self.certificates.revoked)
-        suspended = status_index(self.certificates.valid)
-        valid = status_index(self.certificates.valid_second)
-        assert revoked >> 17 == suspended >> 17 == valid >> 17 == 0
+        seeded = (self.certificates.valid, self.certificates.valid_second, self.certificates.revoked)
+        indexes = {status_index(qr) for qr in (*seeded, *also_revoked)}
+        statuses = {status_index(self.certificates.revoked): REVOKED, status_index(self.certificates.valid): SUSPENDED}
+        statuses |= {status_index(qr): REVOKED for qr in also_revoked}
         iat = int(time.time()) - age
-        uri = f"{self.status_base}/0"
-        statuses = {revoked & 0x1FFFF: REVOKED, suspended & 0x1FFFF: SUSPENDED}
-        statuses |= {status_index(qr) & 0x1FFFF: REVOKED for qr in also_revoked}
-        token = status_list_token(signer or self.status_key, uri, statuses, iat=iat, exp=iat + lifetime, ttl=ttl)
         folder = self.folder / "status-lists" / ISSUER_CODE
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "0.cwt").write_bytes(token)
-        (self.folder / "status-lists.json").write_text(json.dumps({"status_lists": [uri]}))
+        uris = []
+        for number in sorted({index >> 17 for index in indexes}):
+            uri = f"{self.status_base}/{number}"
+            entries = {index & 0x1FFFF: value for index, value in statuses.items() if index >> 17 == number}
+            token = status_list_token(signer or self.status_key, uri, entries, iat=iat, exp=iat + lifetime, ttl=ttl)
+            (folder / f"{number}.cwt").write_bytes(token)
+            uris.append(uri)
+        (self.folder / "status-lists.json").write_text(json.dumps({"status_lists": uris}))
         return iat
+
+    def list_path(self, qr_text: str) -> str:
+        """The path of the status list that holds a card's status."""
+        return f"/v1/status-lists/{ISSUER_CODE}/{status_index(qr_text) >> 17}"
 
     def requested(self, *, with_etag: bool = False) -> list[str]:
         """The fixture paths the browser asked for, in order (with the If-None-Match sent, or ``-``)."""
@@ -302,7 +309,7 @@ def test_fresh_list_offline_green_for_valid_red_for_revoked(
     assert pinned["kid"] == kid_of(setup.anchor.public_key()).hex()
     assert (pinned["jwk"]["kty"], pinned["jwk"]["crv"]) == ("EC", "P-256")
     assert (b64decode_url(pinned["jwk"]["x"]), b64decode_url(pinned["jwk"]["y"])) == (x, y)
-    assert f"{setup.status_base}/0" in cached
+    assert setup.server.base_url + setup.list_path(setup.certificates.valid) in cached
     assert {k: valid[k] for k in ("verdict", "source", "panel", "status_source", "status_as_of")} == {
         "verdict": "accept",
         "source": "offline",
@@ -438,7 +445,7 @@ def test_unusable_lists_are_not_used(browser: Browser, setup: Setup, name: str) 
     pinned = name != "trust-list-signed-by-a-non-pinned-key"
     base = setup.server.base_url
     assert cached == ([f"{base}/v1/trust-list", f"{base}/v1/status-lists"] if pinned else [])
-    assert (f"/v1/status-lists/{ISSUER_CODE}/0" in setup.requested()) == pinned
+    assert (setup.list_path(setup.certificates.valid) in setup.requested()) == pinned
     for verdict in (valid, revoked):
         assert (verdict["verdict"], verdict["panel"], verdict["status_source"]) == ("accept", "panel offline", "none")
 
@@ -483,10 +490,11 @@ def test_first_verdict_under_150_kb_and_lists_only_after_it(browser: Browser, se
         "static/status.js",
         "v1/trust-list",
         "v1/status-lists",
-        f"v1/status-lists/{ISSUER_CODE}/0",
+        setup.list_path(setup.certificates.valid)[1:],
     }
     assert all(start >= timing["verdict"] for _, start in timing["lists"])
-    assert setup.requested()[:3] == ["/v1/trust-list", "/v1/status-lists", f"/v1/status-lists/{ISSUER_CODE}/0"]
+    assert setup.requested()[:2] == ["/v1/trust-list", "/v1/status-lists"]
+    assert setup.list_path(setup.certificates.valid) in setup.requested()
 
 
 def _days(days: int) -> int:
@@ -553,14 +561,15 @@ def test_refresh_respects_ttl_and_etag_and_brings_a_new_revocation(browser: Brow
     the phone, which rejects the card offline that it accepted online before."""
     setup.write_trust_list()
     setup.write_status_list(ttl=1)
-    list_path = f"/v1/status-lists/{ISSUER_CODE}/0"
+    list_path = setup.list_path(setup.certificates.valid_second)
     context = phone(browser)
     first = context.new_page()
     first.goto(setup.certificates.valid_second)
     before = settled(first)
     first.wait_for_function(LISTS_REFRESHED, timeout=15_000)
     first.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=15_000)
-    etag = f'"{hashlib.sha256((setup.folder / "status-lists" / ISSUER_CODE / "0.cwt").read_bytes()).hexdigest()[:16]}"'
+    token = (setup.folder / list_path.removeprefix("/v1/")).with_suffix(".cwt").read_bytes()
+    etag = f'"{hashlib.sha256(token).hexdigest()[:16]}"'
 
     first.wait_for_timeout(1_500)
     first.evaluate(REFRESH_NOW)
