@@ -76,12 +76,18 @@ def main() -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--trust-anchor-pem", help="the trust anchor's public key (PEM file), pinned in the page")
     parser.add_argument("--fixtures", help="serve the trust list and status lists from this folder")
+    parser.add_argument(
+        "--trust-anchor-key", help="the trust anchor's private key (encrypted under the demo passphrase): the app signs"
+    )
+    parser.add_argument("--status-list-ttl", type=int, default=600, help="seconds before verifiers refetch a list")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     settings = Settings.for_demo(
         database_url=f"sqlite:///{args.database}",
         public_base_url=base,
         trust_anchor_public_key_file=args.trust_anchor_pem,
+        trust_anchor_key_file=args.trust_anchor_key,
+        status_list_ttl_seconds=args.status_list_ttl,
     )
     app = create_app(settings)
     if args.fixtures:
