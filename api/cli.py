@@ -369,7 +369,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except CertsealError:
             raise UsageError("--operation must look like 2.1") from None
     if args.trust_list is not None:
-        lists = [_read_file(path, "--status-list") for path in args.status_list]
+        lists = [_read_file(str(path), "--status-list") for path in _status_list_files(args.status_list)]
         try:
             trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
         except VerificationError as error:
@@ -395,6 +395,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 TRUST_LIST_MEDIA_TYPE = "application/vnd.certseal.trust-list+cbor"
 FETCH_TIMEOUT_SECONDS = 30.0
+
+
+def _status_list_files(entries: Sequence[str]) -> list[Path]:
+    """The files ``--status-list`` names: each FILE, and every ``*.cwt`` in each DIR (sorted)."""
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(entry)
+        files += sorted(path.glob("*.cwt")) if path.is_dir() else [path]
+    return files
 
 
 def _read_file(path: str, option: str) -> bytes:
@@ -1302,11 +1311,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--anchor", metavar="ANCHOR.pub.pem", help="trust-anchor public key that signed --trust-list")
     verify.add_argument(
         "--status-list",
-        action="extend",
-        nargs="+",
+        action="append",
         default=[],
-        metavar="FILE",
-        help="Status List Token files (certseal status-list fetch); the certificate's own list decides its status",
+        metavar="FILE|DIR",
+        help="a Status List Token file, or a folder of *.cwt (certseal status-list fetch); repeatable",
     )
     verify.add_argument(
         "--allow-stale", action="store_true", help="use an expired trust list or status list and say how stale"
