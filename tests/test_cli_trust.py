@@ -362,3 +362,61 @@ def test_status_list_fetch_saves_the_verified_lists(
     assert not (tmp_path / "lists" / "CN-44-2.cwt").exists()
     assert verdict[0] == 1
     assert json.loads(verdict[1])["reasons"] == ["suspended"]
+
+
+@pytest.mark.parametrize(
+    ("trust_list", "anchor", "extra", "expected"),
+    [
+        ("garbage.cbor", "anchor", [], 1),
+        ("status.cwt", "anchor", [], 1),
+        (".", "anchor", [], 2),
+        ("missing.cbor", "anchor", [], 2),
+        ("trust", "garbage.cbor", [], 2),
+        ("trust", "eddsa.pub.pem", [], 2),
+        ("trust", "anchor", ["--status-list", "missing.cwt"], 2),
+        ("trust", "anchor", ["--status-list", "garbage.cbor"], 1),
+        ("trust", "anchor", ["--at", "next tuesday"], 2),
+    ],
+    ids=[
+        "garbage-list",
+        "status-list-as-trust-list",
+        "list-directory",
+        "list-missing",
+        "anchor-garbage",
+        "anchor-ed25519",
+        "status-list-missing",
+        "status-list-garbage",
+        "bad-at",
+    ],
+)
+def test_hostile_trust_list_input_is_a_reject_or_usage_error(
+    signed_trust_list: Callable[..., Path],
+    anchor_files: tuple[Path, Path],
+    tmp_path: Path,
+    run_cli: Run,
+    trust_world: TrustWorld,
+    trust_list: str,
+    anchor: str,
+    extra: list[str],
+    expected: int,
+) -> None:
+    """Damaged or wrong files are a JSON reject (1) or a usage error naming the option (2), never an accept."""
+    (tmp_path / "garbage.cbor").write_bytes(b"\xff not CBOR")
+    (tmp_path / "status.cwt").write_bytes(trust_world.status_list(key=trust_world.anchor))
+    (tmp_path / "eddsa.pub.pem").write_bytes(trust_world.retired_key.public_pem())
+    files = {"trust": str(signed_trust_list()), "anchor": str(anchor_files[1])}
+
+    def resolve(name: str) -> str:
+        return files.get(name, str(tmp_path / name))
+
+    code, out, err = run_cli(
+        "verify", "--trust-list", resolve(trust_list), "--anchor", resolve(anchor), "--at", AT,
+        *[resolve(item) if item.endswith((".cwt", ".cbor")) else item for item in extra], trust_world.certificate(),
+    )  # fmt: skip
+
+    assert code == expected, err
+    if code == 1:
+        assert json.loads(out)["decision"] == "reject"
+    else:
+        assert out == ""
+        assert err.startswith("certseal: error: --")
