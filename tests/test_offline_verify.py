@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -381,3 +385,46 @@ def test_key_signing_window_check_alone(trust_world: TrustWorld) -> None:
 
     assert KeySigningWindow.name == "key_window"
     KeySigningWindow(TRUST_T0, None).verify(certificate, datetime(2099, 1, 1, tzinfo=UTC))
+
+
+OFFLINE_VECTORS = json.loads(
+    (Path(__file__).parent / "vectors" / "trustlist" / "offline.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("case", OFFLINE_VECTORS["cases"], ids=[case["name"] for case in OFFLINE_VECTORS["cases"]])
+def test_offline_vector(case: dict[str, Any]) -> None:
+    """Each committed offline vector gives exactly its expected verdict (decision, reasons, status and its source)."""
+    now = datetime.fromisoformat(OFFLINE_VECTORS["now"])
+    anchor = crypto.load_public_key(OFFLINE_VECTORS["anchor_public_key_pem"].encode())
+    trust_list = crypto.verify_trust_list(bytes.fromhex(OFFLINE_VECTORS["trust_list_hex"]), anchor, now=now)
+
+    verdict = verify_offline(
+        case["qr_text"],
+        trust_list,
+        [bytes.fromhex(item) for item in case["status_lists_hex"]],
+        now=now,
+        allow_stale=case["allow_stale"],
+    )
+
+    assert verdict.decision == case["expected"]["decision"]
+    assert list(verdict.reasons) == case["expected"]["reasons"]
+    assert (verdict.status.name.lower() if verdict.status is not None else None) == case["expected"]["status"]
+    assert verdict.status_source == case["expected"]["status_source"]
+    assert (verdict.status_as_of.isoformat() if verdict.status_as_of else None) == case["expected"]["status_as_of"]
+    stale_by = int(verdict.stale_by.total_seconds()) if verdict.stale_by else None
+    assert stale_by == case["expected"]["stale_by_seconds"]
+
+
+def test_offline_vectors_are_reproducible() -> None:
+    """Regenerating the vectors gives the committed file byte for byte (fixed keys, deterministic ECDSA)."""
+    script = Path(__file__).parent / "vectors" / "trustlist" / "make_vectors.py"
+    spec = importlib.util.spec_from_file_location("trustlist_make_vectors", script)
+    assert spec is not None
+    assert spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+
+    built = json.dumps(generator.build(), ensure_ascii=False, indent=2) + "\n"
+
+    assert built == (Path(__file__).parent / "vectors" / "trustlist" / "offline.json").read_text(encoding="utf-8")
