@@ -358,7 +358,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         qr_text = texts[0] if texts else None
     else:
         qr_text = args.qr_text
-    checks: list[crypto.Check] = [crypto.ValidityPeriod()]
+    checks: list[crypto.Check] = []  # the verifier's own checks; the validity period always runs
     if not args.no_review:
         checks.append(crypto.ReviewNotOverdue())
     if args.purpose == "hot_work":
@@ -381,10 +381,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             lists,
             now=now,
             allow_stale=args.allow_stale,
-            checks=checks[1:],
+            checks=checks,
         )
     else:
-        verdict = offline_verdict(qr_text, trust_store(args.trust), now=now, checks=checks)
+        verdict = offline_verdict(qr_text, trust_store(args.trust), now=now, checks=[crypto.ValidityPeriod(), *checks])
     print(json.dumps(verdict, ensure_ascii=False, indent=2))
     if verdict["reasons"] == [crypto.NoQrCode.code]:
         print(f"certseal: no QR code found in {args.image}: nothing was verified", file=sys.stderr)
@@ -393,7 +393,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- trust lists, status lists and the full offline verdict (issue 11) ---------------------------------
 
-TRUST_LIST_MEDIA_TYPE = "application/vnd.certseal.trust-list+cbor"
 FETCH_TIMEOUT_SECONDS = 30.0
 
 
@@ -480,9 +479,9 @@ def trust_list_verdict(
 ) -> dict[str, Any]:
     """The full offline verdict (:func:`crypto.verify_offline`) as JSON: the offline verdict's fields and the status."""
     if qr_text is None:
-        verdict = offline_verdict(None, crypto.TrustStore(), now=now, checks=checks)
-        verdict.update(status=None, status_source="none", status_as_of=None, stale_by_seconds=None, status_list=None)
-        return verdict
+        nothing = offline_verdict(None, crypto.TrustStore(), now=now, checks=checks)
+        nothing.update(status=None, status_source="none", status_as_of=None, stale_by_seconds=None, status_list=None)
+        return nothing
     result = crypto.verify_offline(qr_text, trust_list, status_lists, now=now, allow_stale=allow_stale, checks=checks)
     verdict: dict[str, Any] = {
         "decision": result.decision,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from conftest import STATUS_URI, TRUST_NOW, TrustWorld
 
+import crypto
 from crypto import Status, TrustListContent
 
 ANCHOR_PASSPHRASE = "trust anchor: a long test passphrase"
@@ -420,3 +421,28 @@ def test_hostile_trust_list_input_is_a_reject_or_usage_error(
     else:
         assert out == ""
         assert err.startswith("certseal: error: --")
+
+
+def test_offline_verify_reads_an_image_and_runs_the_verifiers_checks(
+    signed_trust_list: Callable[..., Path],
+    anchor_files: tuple[Path, Path],
+    tmp_path: Path,
+    run_cli: Run,
+    trust_world: TrustWorld,
+) -> None:
+    """``--image`` works with a trust list, and ``--operation`` adds its own reason to the full verdict."""
+    image = tmp_path / "card.png"
+    image.write_bytes(crypto.render_png(crypto.make_symbol(trust_world.certificate())))
+    base = (
+        "verify", "--trust-list", str(signed_trust_list()), "--anchor", str(anchor_files[1]), "--at", AT,
+        "--status-list", str(_status_file(tmp_path, trust_world)), "--image", str(image),
+    )  # fmt: skip
+
+    accepted = run_cli(*base)
+    other_item = run_cli(*base, "--operation", "2.2")
+
+    assert accepted[0] == 0
+    assert json.loads(accepted[1])["status"] == "valid"
+    assert other_item[0] == 1
+    assert json.loads(other_item[1])["reasons"] == ["operation_not_covered"]
+    assert "operation" in json.loads(other_item[1])["checks"]
