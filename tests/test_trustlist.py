@@ -456,3 +456,16 @@ def test_spec_reader_reads_certseal_trust_lists(trust_world: TrustWorld) -> None
         read_trust_list(changed, anchor_pem, now)
     with pytest.raises(ValueError, match="expired"):
         read_trust_list(trust_world.signed(sequence=9), anchor_pem, now + 31 * 86400)
+
+
+def test_only_p256_and_ed25519_keys(trust_world: TrustWorld) -> None:
+    """A P-384 key in the JSON form is refused with its field: the trust list holds ES256 and Ed25519 keys only."""
+    data = trust_world.content().to_json()
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    data["issuers"][0]["keys"][0]["public_key_pem"] = crypto.public_key_pem(p384).decode()
+    del data["issuers"][0]["keys"][0]["kid"]
+
+    with pytest.raises(crypto.InvalidInput) as caught:
+        TrustListContent.from_json(data)
+
+    assert caught.value.detail == "issuers[0].keys[0]: keys are ES256 (P-256) or Ed25519"
