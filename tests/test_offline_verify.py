@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
@@ -428,3 +429,11 @@ def test_offline_vectors_are_reproducible() -> None:
     built = json.dumps(generator.build(), ensure_ascii=False, indent=2) + "\n"
 
     assert built == (Path(__file__).parent / "vectors" / "trustlist" / "offline.json").read_text(encoding="utf-8")
+
+
+def test_package_doctest() -> None:
+    """The examples in the ``crypto`` package docstring (signing, and the full offline verdict) still run."""
+    result = doctest.testmod(crypto, verbose=False)
+
+    assert result.attempted > 0
+    assert result.failed == 0
