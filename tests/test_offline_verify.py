@@ -5,10 +5,12 @@ from __future__ import annotations
 import doctest
 import importlib.util
 import json
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 from conftest import (
     CERTIFICATE_IAT,
@@ -20,7 +22,7 @@ from conftest import (
 )
 
 import crypto
-from crypto import CLOCK_SKEW, KeySigningWindow, KeyState, KeyUse, Operation, Status, verify_offline
+from crypto import CLOCK_SKEW, KeySigningWindow, KeyState, KeyUse, Operation, Status, _cbor, cose, verify_offline
 
 IDX = STATUS_INDEX & 0x1FFFF
 
@@ -437,3 +439,41 @@ def test_package_doctest() -> None:
 
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def _with_lst(world: TrustWorld, lst: bytes) -> bytes:
+    """A token for the certificate's list, validly signed by the status-list key, whose ``lst`` is ``lst``."""
+    claims = {2: STATUS_URI, 4: int(TRUST_NOW.timestamp()) + 3600, 6: int(TRUST_NOW.timestamp()) - 600,
+              65533: {"bits": 2, "lst": lst}, 65534: 600}  # fmt: skip
+    protected = _cbor.dumps({1: -7, 4: world.status_key.kid, 16: crypto.TYP_STATUS_LIST})
+    payload = _cbor.dumps(claims)
+    signature = world.status_key.sign(cose.sig_structure(protected, b"", payload))
+    return _cbor.dumps(cbor2.CBORTag(18, [protected, {}, payload, signature]))
+
+
+@pytest.mark.parametrize(
+    ("lst", "code"),
+    [
+        (zlib.compress(bytes(32768))[:-6], "status_list_malformed"),
+        (zlib.compress(bytes(10 * 32768)), "status_list_too_large"),
+        (zlib.compress(bytes(100)), "status_list_malformed"),
+    ],
+    ids=["truncated", "zlib-bomb", "too-short"],
+)
+def test_damaged_list_of_the_certificate_names_the_damage(trust_world: TrustWorld, lst: bytes, code: str) -> None:
+    """The certificate's own list, validly signed but with a damaged ``lst``, rejects with what is wrong with it."""
+    verdict = _verdict(trust_world, lists=[_with_lst(trust_world, lst)])
+
+    assert verdict.reasons == (code,)
+    assert verdict.status is None
+
+
+def test_list_in_non_deterministic_cbor_is_malformed(trust_world: TrustWorld) -> None:
+    """The certificate's list re-encoded with a non-shortest integer is ``malformed``, not silently ignored."""
+    protected, _unprotected, payload, signature = cbor2.loads(trust_world.status_list()).value
+    # The same message with its empty unprotected map written b8 00 (a one-byte length) instead of a0.
+    tampered = b"\xd2\x84" + cbor2.dumps(protected) + b"\xb8\x00" + cbor2.dumps(payload) + cbor2.dumps(signature)
+
+    verdict = _verdict(trust_world, lists=[tampered])
+
+    assert verdict.reasons == ("malformed",)
