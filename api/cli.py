@@ -334,10 +334,21 @@ def trust_store(entries: Sequence[str]) -> crypto.TrustStore:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Verify a QR text or image offline against the given trusted keys and print a JSON verdict."""
+    """Verify a QR text or image offline against the given trusted keys and print a JSON verdict.
+
+    With ``--trust-list`` (and ``--anchor``, required: an unchecked trust list would let anyone name
+    the keys) the verdict is the full offline one of :func:`crypto.verify_offline`, status included.
+    """
     if (args.qr_text is None) == (args.image is None):
         raise UsageError("give either QR_TEXT or --image FILE")
-    trust = trust_store(args.trust)
+    if (not args.trust) == (args.trust_list is None):
+        raise UsageError("give either --trust FILE... (keys only) or --trust-list FILE --anchor FILE (full verdict)")
+    if args.trust_list is None and (args.status_list or args.anchor or args.allow_stale):
+        raise UsageError("--status-list, --anchor and --allow-stale go with --trust-list")
+    if args.trust_list is not None and args.anchor is None:
+        raise UsageError(
+            "--trust-list needs --anchor ANCHOR.pub.pem: a trust list whose signature is not checked proves nothing"
+        )
     now = _verification_time(args.at)
     if args.image is not None:
         try:
@@ -347,7 +358,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         qr_text = texts[0] if texts else None
     else:
         qr_text = args.qr_text
-    checks: list[crypto.Check] = [crypto.ValidityPeriod()]
+    checks: list[crypto.Check] = []  # the verifier's own checks; the validity period always runs
     if not args.no_review:
         checks.append(crypto.ReviewNotOverdue())
     if args.purpose == "hot_work":
@@ -357,11 +368,345 @@ def cmd_verify(args: argparse.Namespace) -> int:
             checks.append(crypto.CoversOperation(Operation.parse(args.operation)))
         except CertsealError:
             raise UsageError("--operation must look like 2.1") from None
-    verdict = offline_verdict(qr_text, trust, now=now, checks=checks)
+    if args.trust_list is not None:
+        lists = [_read_file(str(path), "--status-list") for path in _status_list_files(args.status_list)]
+        try:
+            trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
+        except VerificationError as error:
+            print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+            return EXIT_REJECT
+        verdict = trust_list_verdict(
+            qr_text,
+            trust_list,
+            lists,
+            now=now,
+            allow_stale=args.allow_stale,
+            checks=checks,
+        )
+    else:
+        verdict = offline_verdict(qr_text, trust_store(args.trust), now=now, checks=[crypto.ValidityPeriod(), *checks])
     print(json.dumps(verdict, ensure_ascii=False, indent=2))
     if verdict["reasons"] == [crypto.NoQrCode.code]:
         print(f"certseal: no QR code found in {args.image}: nothing was verified", file=sys.stderr)
     return EXIT_OK if verdict["decision"] == "accept" else EXIT_REJECT
+
+
+# --- trust lists, status lists and the full offline verdict (issue 11) ---------------------------------
+
+FETCH_TIMEOUT_SECONDS = 30.0
+
+
+def _status_list_files(entries: Sequence[str]) -> list[Path]:
+    """The files ``--status-list`` names: each FILE, and every ``*.cwt`` in each DIR (sorted)."""
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(entry)
+        files += sorted(path.glob("*.cwt")) if path.is_dir() else [path]
+    return files
+
+
+def _read_file(path: str, option: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot read {path}: {exc.strerror}") from None
+
+
+def _anchor_key(path: str) -> crypto.keys.PublicKey:
+    try:
+        key = crypto.load_public_key(_read_file(path, "--anchor"))
+    except CertsealError as exc:
+        raise UsageError(
+            f"--anchor {path}: must be a public key (PEM or DER SubjectPublicKeyInfo): {exc.detail}"
+        ) from None
+    return key
+
+
+def _verified_trust_list(data: bytes, anchor_path: str, *, now: datetime, allow_stale: bool) -> crypto.TrustList:
+    """Verify trust-list bytes with the anchor in ``anchor_path``; a failure is the :class:`VerificationError`."""
+    anchor = _anchor_key(anchor_path)
+    try:
+        return crypto.verify_trust_list(data, anchor, now=now, allow_expired=allow_stale)
+    except VerificationError:
+        raise
+    except CertsealError as exc:  # an anchor that is not ES256
+        raise UsageError(f"--anchor {anchor_path}: {exc.detail or exc}") from None
+
+
+def _read_trust_list(path: str, anchor_path: str, *, now: datetime, allow_stale: bool) -> crypto.TrustList:
+    return _verified_trust_list(_read_file(path, "--trust-list"), anchor_path, now=now, allow_stale=allow_stale)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _trust_list_rejected(error: VerificationError, now: datetime) -> dict[str, Any]:
+    return {
+        "decision": "reject",
+        "reasons": [error.code],
+        "checked_at": now.isoformat(),
+        "message": f"trust list: {error.detail or error}",
+    }
+
+
+def trust_list_summary(trust_list: crypto.TrustList, now: datetime) -> dict[str, Any]:
+    """Describe a verified trust list: sequence, times, anchor kid, issuers and their keys (no key material)."""
+    content = trust_list.content.to_json()
+    for issuer in content["issuers"]:
+        for key in issuer["keys"]:
+            pem = key.pop("public_key_pem")
+            algorithm = crypto.keys._algorithms.algorithm_for_key(crypto.load_public_key(pem.encode("ascii")))
+            key["alg"] = crypto.keys._algorithms.ALGORITHM_NAMES[algorithm]
+    return {
+        "seq": trust_list.sequence,
+        "iat": _iso(trust_list.iat),
+        "exp": _iso(trust_list.exp),
+        "expired": trust_list.is_expired(now),
+        "anchor_kid": trust_list.anchor_kid.hex(),
+        "issuers": content["issuers"],
+    }
+
+
+def trust_list_verdict(
+    qr_text: str | None,
+    trust_list: crypto.TrustList,
+    status_lists: Sequence[bytes],
+    *,
+    now: datetime,
+    allow_stale: bool,
+    checks: Sequence[crypto.Check],
+) -> dict[str, Any]:
+    """The full offline verdict (:func:`crypto.verify_offline`) as JSON: the offline verdict's fields and the status."""
+    if qr_text is None:
+        nothing = offline_verdict(None, crypto.TrustStore(), now=now, checks=checks)
+        nothing.update(status=None, status_source="none", status_as_of=None, stale_by_seconds=None, status_list=None)
+        return nothing
+    result = crypto.verify_offline(qr_text, trust_list, status_lists, now=now, allow_stale=allow_stale, checks=checks)
+    verdict: dict[str, Any] = {
+        "decision": result.decision,
+        "reasons": list(result.reasons),
+        "checked_at": now.isoformat(),
+        "checks": ["format", "signature"],
+        "issuer_checked": result.certificate is not None,
+        "certificate": None,
+        "status": None if result.status is None else result.status.name.lower(),
+        "status_source": result.status_source,
+        "status_as_of": _iso(result.status_as_of),
+        "stale_by_seconds": None if result.stale_by is None else int(result.stale_by.total_seconds()),
+        "status_list": None
+        if result.status_list_uri is None
+        else {"uri": result.status_list_uri, "idx": result.status_list_idx},
+        "trust_list": {
+            "seq": trust_list.sequence,
+            "iat": _iso(trust_list.iat),
+            "exp": _iso(trust_list.exp),
+            "expired": trust_list.is_expired(now),
+        },
+    }
+    if result.certificate is not None:
+        verdict["checks"] += ["issuer", "key_window", "key_state", "scope", "validity"]
+        verdict["checks"] += [check.name for check in checks] + ["status"]
+        verdict["certificate"] = certificate_json(result.certificate)
+    if result.message:
+        verdict["message"] = result.message
+    return verdict
+
+
+def _write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def _write_new(path: Path, data: bytes, *, mode: int) -> None:
+    """Create ``path`` with ``data``; an existing file is never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise UsageError(f"{path} exists; a trust-anchor key is never overwritten") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def cmd_trust_anchor_keygen(args: argparse.Namespace) -> int:
+    """Create the ES256 trust-anchor key (encrypted PKCS#8) and print its public PEM."""
+    out = Path(args.out)
+    public_out = Path(args.public_out) if args.public_out else None
+    for path in (out, public_out):
+        if path is not None and path.exists():
+            raise UsageError(f"{path} exists; a trust-anchor key is never overwritten")
+    try:
+        passphrase = crypto.keys.passphrase_from(crypto.keys.TRUST_ANCHOR_PASSPHRASE_ENV)
+    except CertsealError as exc:
+        raise UsageError(f"{exc}: {exc.detail}") from None
+    key = crypto.SigningKey.generate("ES256")
+    try:
+        pem = key.to_pem(passphrase)
+    except CertsealError as exc:
+        raise UsageError(f"{crypto.keys.TRUST_ANCHOR_PASSPHRASE_ENV}: {exc.detail}") from None
+    _write_new(out, pem, mode=0o600)
+    if public_out is not None:
+        _write_new(public_out, key.public_pem(), mode=0o644)
+    sys.stdout.write(key.public_pem().decode("ascii"))
+    print(f"certseal: trust anchor kid {key.kid.hex()} written to {out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _load_anchor_signing_key(path: str) -> crypto.SigningKey:
+    try:
+        passphrase = crypto.keys.passphrase_from(crypto.keys.TRUST_ANCHOR_PASSPHRASE_ENV)
+        key = crypto.SigningKey.load(path, passphrase)
+    except CertsealError as exc:
+        raise UsageError(f"--key {path}: {exc}: {exc.detail}") from None
+    if key.alg != crypto.keys._algorithms.ES256:
+        raise UsageError(f"--key {path}: the trust anchor is an ES256 key")
+    return key
+
+
+def cmd_trust_sign(args: argparse.Namespace) -> int:
+    """Sign a trust list from CONTENT.json with the trust-anchor key and write it."""
+    from datetime import timedelta
+
+    try:
+        data = json.loads(_read_file(args.content, "--content").decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--content {args.content}: must be UTF-8 JSON: {exc}") from None
+    try:
+        content = crypto.TrustListContent.from_json(data)
+    except CertsealError as exc:
+        raise UsageError(f"--content {args.content}: {exc.detail}") from None
+    if args.sequence < 1:
+        raise UsageError("--sequence must be a positive integer, higher than the last published one")
+    if not 1 <= args.lifetime_days <= 366:
+        raise UsageError("--lifetime-days must be from 1 to 366")
+    key = _load_anchor_signing_key(args.key)
+    iat = (_verification_time(args.at) if args.at else datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    exp = iat + timedelta(days=args.lifetime_days)
+    try:
+        signed = crypto.sign_trust_list(content, key, sequence=args.sequence, iat=iat, exp=exp)
+    except CertsealError as exc:
+        raise UsageError(f"{exc.detail or exc}") from None
+    _write_atomic(Path(args.out), signed)
+    summary = {"seq": args.sequence, "iat": iat.isoformat(), "exp": exp.isoformat(), "bytes": len(signed)}
+    print(json.dumps(summary | {"anchor_kid": key.kid.hex(), "out": args.out}, indent=2))
+    return EXIT_OK
+
+
+def cmd_trust_verify(args: argparse.Namespace) -> int:
+    """Verify a trust list with the anchor's public key and print what it lists; exit 1 if rejected."""
+    now = _verification_time(args.at)
+    try:
+        trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
+    except VerificationError as error:
+        print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+        return EXIT_REJECT
+    summary = {"decision": "accept"} | trust_list_summary(trust_list, now)
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def _http_get(url: str, *, limit: int) -> bytes:
+    """GET ``url`` (http or https) and return the body; more than ``limit`` bytes or a non-200 answer is refused."""
+    import httpx
+
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(f"--url {url}: must be an http or https URL")
+    try:
+        with httpx.stream("GET", url, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True) as response:
+            if response.status_code != 200:
+                raise UsageError(f"GET {url}: HTTP {response.status_code}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise UsageError(f"GET {url}: more than {limit} bytes")
+            return bytes(body)
+    except httpx.HTTPError as exc:
+        raise UsageError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
+
+
+def cmd_trust_fetch(args: argparse.Namespace) -> int:
+    """Download a trust list, verify it when --anchor is given, and save it atomically."""
+    now = _verification_time(args.at)
+    data = _http_get(args.url, limit=crypto.trustlist.MAX_TRUST_LIST_BYTES)
+    if args.anchor:
+        try:
+            trust_list = _verified_trust_list(data, args.anchor, now=now, allow_stale=args.allow_stale)
+        except VerificationError as error:
+            print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+            print(f"certseal: {args.url} rejected; {args.out} left unchanged", file=sys.stderr)
+            return EXIT_REJECT
+    _write_atomic(Path(args.out), data)
+    if args.anchor:
+        summary = {"decision": "accept", "out": args.out} | trust_list_summary(trust_list, now)
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(f"certseal: saved {len(data)} bytes to {args.out} WITHOUT checking the signature (no --anchor)")
+    return EXIT_OK
+
+
+def cmd_status_list_fetch(args: argparse.Namespace) -> int:
+    """Fetch every status list the aggregation names under a listed issuer's status_base, verified, into a folder."""
+    now = _verification_time(args.at)
+    try:
+        trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
+    except VerificationError as error:
+        print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+        return EXIT_REJECT
+    base = args.base_url.rstrip("/")
+    try:
+        uris = json.loads(_http_get(f"{base}/v1/status-lists", limit=16 * 1024 * 1024))["status_lists"]
+    except (ValueError, KeyError, TypeError):
+        uris = None
+    if not (isinstance(uris, list) and all(isinstance(uri, str) for uri in uris)):
+        raise UsageError(f'{base}/v1/status-lists: not the aggregation JSON {{"status_lists": [...]}}') from None
+    out_dir = Path(args.out_dir)
+    saved, refused = [], []
+    for uri in uris:
+        issuer = next((i for i in trust_list.content.issuers if uri.startswith(i.status_base + "/")), None)
+        number = uri.rsplit("/", 1)[-1]
+        if issuer is None or not number.isdigit():
+            refused.append({"uri": uri, "reason": "not under a status_base of the trust list"})
+            continue
+        data = _http_get(uri, limit=crypto.statuslist.MAX_TOKEN_BYTES)
+        problem = _status_list_problem(data, issuer, uri, now)
+        if problem:
+            refused.append({"uri": uri, "reason": problem})
+            continue
+        path = out_dir / f"{issuer.code}-{int(number)}.cwt"
+        _write_atomic(path, data)
+        saved.append({"uri": uri, "file": str(path)})
+    print(json.dumps({"saved": saved, "refused": refused}, ensure_ascii=False, indent=2))
+    return EXIT_OK if not refused else EXIT_REJECT
+
+
+def _status_list_problem(data: bytes, issuer: crypto.TrustListIssuer, uri: str, now: datetime) -> str | None:
+    """The error code of a fetched list under every status-list key of its issuer, or None if one verifies it."""
+    code = crypto.UnknownKey.code
+    for key in issuer.keys:
+        if key.use is not crypto.KeyUse.STATUS_LIST or key.state is crypto.KeyState.COMPROMISED:
+            continue
+        trusted = crypto.TrustedKey(kid=key.kid, public_key=key.public_key)
+        try:
+            crypto.verify_status_list_token(data, trusted, expected_uri=uri, now=now, allow_expired=True)
+        except VerificationError as error:
+            if error.code != crypto.UnknownKey.code:
+                code = error.code
+            continue
+        return None
+    return code
 
 
 def _service_settings(args: argparse.Namespace) -> Any:
@@ -983,14 +1328,74 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--trust",
         action="append",
-        required=True,
+        default=[],
         help="trusted public key: CODE=FILE binds it to issuer CODE (iss checked); FILE alone: no issuer check",
+    )
+    verify.add_argument("--trust-list", metavar="FILE", help="signed trust list (full verdict; needs --anchor)")
+    verify.add_argument("--anchor", metavar="ANCHOR.pub.pem", help="trust-anchor public key that signed --trust-list")
+    verify.add_argument(
+        "--status-list",
+        action="append",
+        default=[],
+        metavar="FILE|DIR",
+        help="a Status List Token file, or a folder of *.cwt (certseal status-list fetch); repeatable",
+    )
+    verify.add_argument(
+        "--allow-stale", action="store_true", help="use an expired trust list or status list and say how stale"
     )
     verify.add_argument("--at", help="verification time, ISO 8601 (default now)")
     verify.add_argument("--purpose", choices=["hot_work"], help="require an item that covers hot work")
     verify.add_argument("--no-review", action="store_true", help="skip the review-date (复审) check")
     verify.add_argument("--operation", help="require this catalogue item, e.g. 2.1")
     verify.set_defaults(handler=cmd_verify)
+
+    anchor = sub.add_parser("trust-anchor", help="the trust-anchor key that signs trust lists (keep it offline)")
+    anchor_sub = anchor.add_subparsers(dest="anchor_command", required=True, parser_class=_Parser)
+    anchor_keygen = anchor_sub.add_parser(
+        "keygen", help="create the ES256 trust-anchor key (passphrase: CERTSEAL_TRUST_ANCHOR_PASSPHRASE[_FILE])"
+    )
+    anchor_keygen.add_argument("--out", required=True, help="encrypted PKCS#8 PEM (never overwritten)")
+    anchor_keygen.add_argument("--public-out", metavar="ANCHOR.pub.pem", help="also write the public key here")
+    anchor_keygen.set_defaults(handler=cmd_trust_anchor_keygen)
+
+    trust = sub.add_parser("trust", help="sign, verify and fetch signed trust lists")
+    trust_sub = trust.add_subparsers(dest="trust_command", required=True, parser_class=_Parser)
+    trust_sign = trust_sub.add_parser("sign", help="sign a trust list from CONTENT.json with the trust-anchor key")
+    trust_sign.add_argument(
+        "--content", required=True, help="the content as JSON (format in docs/credential-format.md)"
+    )
+    trust_sign.add_argument("--key", required=True, help="the trust-anchor key (encrypted PKCS#8 PEM)")
+    trust_sign.add_argument("--sequence", type=int, required=True, help="higher than the last published one")
+    trust_sign.add_argument("--lifetime-days", type=int, default=30, help="exp = iat + this many days (default 30)")
+    trust_sign.add_argument("--at", help="iat, ISO 8601 (default now)")
+    trust_sign.add_argument("--out", required=True)
+    trust_sign.set_defaults(handler=cmd_trust_sign)
+    trust_verify = trust_sub.add_parser("verify", help="verify a trust list and print it; exit 0 ok, 1 rejected")
+    trust_verify.add_argument("trust_list", metavar="TRUST_LIST")
+    trust_verify.add_argument("--anchor", required=True, metavar="ANCHOR.pub.pem")
+    trust_verify.add_argument("--at", help="verification time, ISO 8601 (default now)")
+    trust_verify.add_argument("--allow-stale", action="store_true", help="accept a trust list past its exp")
+    trust_verify.set_defaults(handler=cmd_trust_verify)
+    trust_fetch = trust_sub.add_parser("fetch", help="download a trust list (verified first with --anchor)")
+    trust_fetch.add_argument("--url", required=True, help="e.g. https://cert.example.gov.cn/v1/trust-list")
+    trust_fetch.add_argument("--out", required=True)
+    trust_fetch.add_argument("--anchor", metavar="ANCHOR.pub.pem", help="verify before saving (strongly advised)")
+    trust_fetch.add_argument("--at", help="verification time, ISO 8601 (default now)")
+    trust_fetch.add_argument("--allow-stale", action="store_true", help="save a trust list past its exp")
+    trust_fetch.set_defaults(handler=cmd_trust_fetch)
+
+    status_list = sub.add_parser("status-list", help="fetch signed status lists for offline verification")
+    status_list_sub = status_list.add_subparsers(dest="status_list_command", required=True, parser_class=_Parser)
+    status_fetch = status_list_sub.add_parser(
+        "fetch", help="fetch every list of <base>/v1/status-lists under a listed issuer, verified, into --out-dir"
+    )
+    status_fetch.add_argument("--base-url", required=True, help="the service, e.g. https://cert.example.gov.cn")
+    status_fetch.add_argument("--trust-list", required=True, metavar="FILE")
+    status_fetch.add_argument("--anchor", required=True, metavar="ANCHOR.pub.pem")
+    status_fetch.add_argument("--out-dir", required=True)
+    status_fetch.add_argument("--at", help="verification time, ISO 8601 (default now)")
+    status_fetch.add_argument("--allow-stale", action="store_true", help="use a trust list past its exp")
+    status_fetch.set_defaults(handler=cmd_status_list_fetch)
 
     serve = sub.add_parser("serve", help="run the HTTP service (settings: CERTSEAL_* environment variables)")
     serve.add_argument("--host", default="127.0.0.1")

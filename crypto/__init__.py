@@ -10,6 +10,24 @@ Everything outside this package imports from here. The low-level parts (``_cbor`
 >>> trust = TrustStore(); _ = trust.add(key.public_key)
 >>> verify_qr_text(qr, trust, now=datetime(2027, 1, 1, tzinfo=CST)).claims.holder_name
 '张三'
+
+Fully offline with a signed trust list and the certificate's status list (``verify_offline``):
+
+>>> anchor, lists_key, t0 = SigningKey.generate("ES256"), SigningKey.generate("ES256"), datetime(2026, 1, 1, tzinfo=CST)
+>>> keys = tuple(TrustListKey(k.kid, use, k.public_key, t0, None, None, KeyState.ACTIVE)
+...              for k, use in ((key, KeyUse.CERTIFICATE), (lists_key, KeyUse.STATUS_LIST)))
+>>> base = "https://cert.example.gov.cn/v1/status-lists/CN-44"
+>>> content = TrustListContent((TrustListIssuer("CN-44", "广东省应急管理厅", "广东", ("2.1",), base, keys),))
+>>> now = datetime(2027, 1, 1, tzinfo=CST)
+>>> trust_list = verify_trust_list(sign_trust_list(content, anchor, sequence=1, iat=now, exp=now.replace(month=2)),
+...                                anchor.public_key, now=now)
+>>> claims = CertificateClaims.issue(issuer="CN-44", holder_name="张三", masked_id="4401123X",
+...     operation=Operation(2, 1), valid_from=date(2026, 1, 5), valid_until=date(2032, 1, 4),
+...     status_index=5, issued_at=t0)
+>>> qr = encode_qr_text(sign_certificate(claims, key), "https://cert.example.gov.cn")
+>>> revoked = StatusList.new(); revoked.set(5, Status.REVOKED)
+>>> verify_offline(qr, trust_list, [sign_status_list(revoked, lists_key, uri=base + "/0", iat=now)], now=now).reasons
+('revoked',)
 """
 
 from __future__ import annotations

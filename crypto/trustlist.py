@@ -248,7 +248,10 @@ def _key_problem(key: TrustListKey) -> str | None:
         return "kid is not SHA-256(SPKI)[0:8] of the key"
     if not isinstance(key.use, KeyUse) or not isinstance(key.state, KeyState):
         return "use or state is not one of the allowed values"
-    if key.use is KeyUse.STATUS_LIST and not isinstance(key.public_key, ec.EllipticCurvePublicKey):
+    is_p256 = isinstance(key.public_key, ec.EllipticCurvePublicKey) and isinstance(key.public_key.curve, ec.SECP256R1)
+    if not (is_p256 or isinstance(key.public_key, ed25519.Ed25519PublicKey)):
+        return "keys are ES256 (P-256) or Ed25519"
+    if key.use is KeyUse.STATUS_LIST and not is_p256:
         return "status-list keys are ES256 (P-256)"
     times = (key.not_before, key.not_after, key.verify_until, key.compromised_at)
     if not all(moment is None or _is_whole_utc_second(moment) for moment in times) or key.not_before is None:

@@ -428,3 +428,44 @@ def test_times_are_utc(trust_world: TrustWorld) -> None:
     assert trust_list.iat.tzinfo is UTC
     assert key.not_before.tzinfo is UTC
     assert key.not_after is not None
+
+
+def _spec_reader() -> Any:
+    """The ``read_trust_list`` printed in ``docs/credential-format.md`` section 12, compiled."""
+    spec = (Path(__file__).resolve().parents[1] / "docs" / "credential-format.md").read_text(encoding="utf-8")
+    code = spec[spec.index("## 12. Trust list") :].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "credential-format.md section 12", "exec"), namespace)  # noqa: S102 -- our own spec
+    return namespace["read_trust_list"]
+
+
+def test_spec_reader_reads_certseal_trust_lists(trust_world: TrustWorld) -> None:
+    """The plain reader printed in the spec reads a genuine trust list and refuses a changed or expired one."""
+    read_trust_list = _spec_reader()
+    anchor_pem, now = trust_world.anchor.public_pem(), int(TRUST_NOW.timestamp())
+    protected, unprotected, payload, signature = _parts(trust_world.signed(sequence=9))
+    claims = cbor2.loads(payload)
+    claims["seq"] = 10
+    changed = cbor2.dumps(cbor2.CBORTag(18, [protected, unprotected, cbor2.dumps(claims), signature]))
+
+    read = read_trust_list(trust_world.signed(sequence=9), anchor_pem, now)
+
+    assert read["seq"] == 9
+    assert [issuer["code"] for issuer in read["issuers"]] == ["CN-11", "CN-44"]
+    with pytest.raises(InvalidSignature):
+        read_trust_list(changed, anchor_pem, now)
+    with pytest.raises(ValueError, match="expired"):
+        read_trust_list(trust_world.signed(sequence=9), anchor_pem, now + 31 * 86400)
+
+
+def test_only_p256_and_ed25519_keys(trust_world: TrustWorld) -> None:
+    """A P-384 key in the JSON form is refused with its field: the trust list holds ES256 and Ed25519 keys only."""
+    data = trust_world.content().to_json()
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    data["issuers"][0]["keys"][0]["public_key_pem"] = crypto.public_key_pem(p384).decode()
+    del data["issuers"][0]["keys"][0]["kid"]
+
+    with pytest.raises(crypto.InvalidInput) as caught:
+        TrustListContent.from_json(data)
+
+    assert caught.value.detail == "issuers[0].keys[0]: keys are ES256 (P-256) or Ed25519"
