@@ -43,7 +43,7 @@ def verify_offline(folder, anchor, list_files, qr_text):
 
 @pytest.mark.slow
 def test_a_card_revoked_through_the_api_is_rejected_offline_with_freshly_fetched_lists(tmp_path, start_serve):
-    """Accepted offline with the lists fetched before the revocation, rejected `revoked` with the lists fetched after."""
+    """Accepted offline with lists fetched before the revocation, rejected `revoked` with lists fetched after it."""
     server = start_serve("--demo", "--database", f"sqlite:///{tmp_path / 'certseal.db'}", env=certseal_environment())
     passphrase = DEMO_SECRETS["trust_anchor_passphrase"].encode()
     anchor = tmp_path / "anchor.pub.pem"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,16 +151,16 @@ def test_a_limit_used_up_on_one_instance_holds_on_the_other(two_instances: Deplo
 
 
 def test_a_signing_key_revoked_through_one_instance_is_refused_by_the_other(two_instances: Deployment, figure):
-    """A key revoked through instance A: instance B rejects its certificates with key_revoked within 2 s."""
+    """A key compromised through instance A since before the issuance: instance B says key_revoked within 2 s."""
     provision, headers, qr = issued_qr(two_instances, "CN-11")
-    kid = provision.issuer("CN-11")["keys"][0]["kid"]
+    kid = next(key["kid"] for key in provision.issuer("CN-11")["keys"] if key["use"] == "certificate")
     before = provision.client.post(f"{two_instances.url(1)}/v1/verify", json={"qr": qr}, headers=headers).json()[
         "decision"
     ]
 
     revoked = provision.client.post(
         f"{two_instances.url(0)}/v1/issuers/CN-11/keys/{kid}/compromise",
-        json={"reason": "key compromise"},
+        json={"reason": "key compromise", "compromised_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()},
         headers=two_instances.admin_headers,
     )
     started = time.monotonic()
