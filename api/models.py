@@ -62,8 +62,10 @@ class Issuer(SQLModel, table=True):
     region: str = Field(max_length=100)
     # Operation item codes ("2.1", ...) this issuer may certify; checked at issuance and at verification.
     operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    # Status indexes drawn at random so far (lists 1 and up): decides how many lists are open.
+    # Status indexes drawn at random so far: decides how many lists, from first_random_list on, are open.
     random_indexes_drawn: int = 0
+    # The first list of random draws: 1, or the list after the sequential indexes issued before 0006.
+    first_random_list: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
 
 

@@ -56,7 +56,10 @@ from api.models import Issuer  # noqa: E402
 from api.runtime import load_settings, runtime  # noqa: E402
 from api.services import issuance  # noqa: E402
 from api.services.verify_store import _REGISTRY_SQL  # noqa: E402
-from crypto import encode_qr_text  # noqa: E402
+from crypto import (
+    LIST_SIZE,
+    encode_qr_text,
+)
 from schemas.api import CertificateCreate  # noqa: E402
 from schemas.dates import add_years, default_valid_until  # noqa: E402
 from tests.concurrency.harness import id_number  # noqa: E402
@@ -410,7 +413,8 @@ def fill(name: str, rows: int) -> None:
             conn.execute(definition)
         for table, constraint, definition in incoming:
             conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition}")
-        conn.execute("UPDATE issuers SET next_status_index = %s", (next_index + filler,))
+        # Random draws start after the sequential filler's lists, as migration 0006 arranges for old data.
+        conn.execute("UPDATE issuers SET first_random_list = %s", (1 + (next_index + filler) // LIST_SIZE,))
         conn.commit()
         print(f"  constraints and {len(indexes)} indexes rebuilt: {time.perf_counter() - started:.0f} s", flush=True)
 

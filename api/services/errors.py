@@ -112,6 +112,13 @@ class Busy(ServiceError):
     message = "the server is busy; try again shortly"
 
 
+class StatusIndexesExhausted(Busy):
+    """No free status index turned up in many random draws: the issuer's lists are fuller than they should be."""
+
+    code = "status_indexes_exhausted"
+    message = "no free status index could be drawn; try again"
+
+
 class NotFound(ServiceError):
     """The named thing does not exist (or is not the caller's to see)."""
 

@@ -25,7 +25,7 @@ from crypto import LIST_SIZE, Status, StatusList
 from ..keyring import Keyring
 from ..models import Certificate, Issuer, SigningKeyRow, StatusListRow
 from ..settings import Settings
-from .errors import IssuerNotFound, StatusListNotFound, StatusListUnavailable
+from .errors import IssuerNotFound, StatusIndexesExhausted, StatusListNotFound, StatusListUnavailable
 
 STATUS_VALUES = {
     "valid": Status.VALID,
@@ -36,6 +36,7 @@ STATUS_VALUES = {
 # A new list opens once the random draws average half a list per open list: collisions stay rare
 # (at most one draw in two is retried) and every list still hides its holders among many.
 DRAWS_PER_LIST = LIST_SIZE // 2
+MAX_DRAWS = 64
 STATUS_LISTS_PATH = "/v1/status-lists"
 
 
@@ -45,35 +46,40 @@ def status_base(public_base_url: str, issuer_code: str) -> str:
 
 
 def draw_status_index(session: Session, issuer: Issuer) -> int:
-    """Draw an unused status index at random over the issuer's open lists (1 and up); never sequential.
+    """Draw an unused status index at random over the issuer's open lists (from list 1 on); never sequential.
 
     The caller holds the issuer row's lock (issuance takes it first), so no concurrent issuance of
     this issuer can draw the same index between the check and the insert; the unique index on
     ``(issuer_id, status_index)`` backs that up.
     """
-    drawn = session.execute(
+    row = session.execute(
         update(Issuer)
         .where(Issuer.id == issuer.id)  # type: ignore[arg-type]
         .values(random_indexes_drawn=Issuer.random_indexes_drawn + 1)
-        .returning(Issuer.random_indexes_drawn)
-    ).scalar_one_or_none()
-    if drawn is None:
+        .returning(Issuer.random_indexes_drawn, Issuer.first_random_list)
+    ).first()
+    if row is None:
         raise IssuerNotFound()
+    drawn, first_list = row
     open_lists = 1 + (drawn - 1) // DRAWS_PER_LIST
-    while True:
-        candidate = LIST_SIZE * (1 + secrets.randbelow(open_lists)) + secrets.randbelow(LIST_SIZE)
+    # Open lists are at most about half full, so a draw is taken with probability <= 1/2 and 64 taken
+    # draws in a row mean something is wrong (e.g. lists filled outside this function): refuse, never loop.
+    for _ in range(MAX_DRAWS):
+        candidate = LIST_SIZE * (first_list + secrets.randbelow(open_lists)) + secrets.randbelow(LIST_SIZE)
         taken = session.exec(
             select(Certificate.id).where(Certificate.issuer_id == issuer.id, Certificate.status_index == candidate)
         ).first()
         if taken is None:
             return candidate
+    raise StatusIndexesExhausted()
 
 
 def list_numbers(session: Session, issuer: Issuer) -> range:
-    """The issuer's lists: 0 (the sequential indexes issued before random draws), then every open list."""
+    """The issuer's lists: 0 on (the sequential indexes issued before random draws), to the last open list."""
     highest = session.exec(select(func.max(Certificate.status_index)).where(Certificate.issuer_id == issuer.id)).first()
-    drawn_lists = 1 + (issuer.random_indexes_drawn - 1) // DRAWS_PER_LIST if issuer.random_indexes_drawn else 0
-    return range(max(drawn_lists, (highest or 0) >> crypto.statuslist.LIST_INDEX_BITS) + 1)
+    drawn = issuer.random_indexes_drawn
+    last_open = issuer.first_random_list + (drawn - 1) // DRAWS_PER_LIST if drawn else 0
+    return range(max(last_open, (highest or 0) >> crypto.statuslist.LIST_INDEX_BITS) + 1)
 
 
 def build_status_list(session: Session, *, issuer_id: str, number: int) -> StatusList:

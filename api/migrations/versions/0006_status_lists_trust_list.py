@@ -11,8 +11,9 @@ Create Date: 2026-12-01
   becomes ``compromise_reason``. Online, only certificates registered at or after ``compromised_at``
   are refused; the earlier ones are listed for reissue.
 - ``issuers.next_status_index`` becomes ``random_indexes_drawn``, 0 for everyone: indexes issued so
-  far stay where they are (list 0, sequential); new ones are drawn at random over lists 1 and up, and
-  the count of draws decides how many lists are open.
+  far stay where they are (sequential: list 0, and further lists for an issuer past 131,072); new
+  ones are drawn at random from ``first_random_list`` (the list after the last sequential one) on,
+  and the count of draws decides how many lists are open.
 - ``certificates``: one status index per issuer (unique), and a partial index over the certificates
   that are not valid, which is all a status list is built from.
 - ``status_lists``: each list's compressed array and its newest signed token.
@@ -32,6 +33,8 @@ revision: str = "0006"
 down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+LIST_SIZE = 131_072  # entries per status list (crypto.LIST_SIZE), written out so this revision never changes
 
 
 def upgrade() -> None:
@@ -53,7 +56,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("issuers") as batch:
         batch.alter_column("next_status_index", new_column_name="random_indexes_drawn")
-    op.execute("UPDATE issuers SET random_indexes_drawn = 0")
+        batch.add_column(sa.Column("first_random_list", sa.Integer(), nullable=False, server_default="1"))
+    op.execute(
+        "UPDATE issuers SET random_indexes_drawn = 0, first_random_list = 1 + COALESCE("
+        f"(SELECT MAX(status_index) FROM certificates WHERE certificates.issuer_id = issuers.id), 0) / {LIST_SIZE}"
+    )
     op.create_index("uq_certificates_issuer_status_index", "certificates", ["issuer_id", "status_index"], unique=True)
     op.create_index(
         "ix_certificates_not_valid",
@@ -100,6 +107,7 @@ def downgrade() -> None:
         "(SELECT MAX(status_index) + 1 FROM certificates WHERE certificates.issuer_id = issuers.id), 0)"
     )
     with op.batch_alter_table("issuers") as batch:
+        batch.drop_column("first_random_list")
         batch.alter_column("random_indexes_drawn", new_column_name="next_status_index")
     op.drop_index("uq_signing_keys_one_active_per_issuer_use", table_name="signing_keys")
     op.execute("DELETE FROM signing_keys WHERE use = 'status_list'")
