@@ -56,7 +56,7 @@ from api.models import Issuer  # noqa: E402
 from api.runtime import load_settings, runtime  # noqa: E402
 from api.services import issuance  # noqa: E402
 from api.services.verify_store import _REGISTRY_SQL  # noqa: E402
-from crypto import (
+from crypto import (  # noqa: E402
     LIST_SIZE,
     encode_qr_text,
 )

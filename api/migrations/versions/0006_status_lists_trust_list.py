@@ -34,8 +34,6 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LIST_SIZE = 131_072  # entries per status list (crypto.LIST_SIZE), written out so this revision never changes
-
 
 def upgrade() -> None:
     """Upgrade the schema."""
@@ -57,9 +55,10 @@ def upgrade() -> None:
     with op.batch_alter_table("issuers") as batch:
         batch.alter_column("next_status_index", new_column_name="random_indexes_drawn")
         batch.add_column(sa.Column("first_random_list", sa.Integer(), nullable=False, server_default="1"))
+    # 131072 entries per list (crypto.LIST_SIZE), written out so that this revision never changes.
     op.execute(
         "UPDATE issuers SET random_indexes_drawn = 0, first_random_list = 1 + COALESCE("
-        f"(SELECT MAX(status_index) FROM certificates WHERE certificates.issuer_id = issuers.id), 0) / {LIST_SIZE}"
+        "(SELECT MAX(status_index) FROM certificates WHERE certificates.issuer_id = issuers.id), 0) / 131072"
     )
     op.create_index("uq_certificates_issuer_status_index", "certificates", ["issuer_id", "status_index"], unique=True)
     op.create_index(
