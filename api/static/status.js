@@ -360,7 +360,7 @@ export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, h
   if (claims.issuedAt < key.notBefore - CLOCK_SKEW_SECONDS || (key.notAfter !== null && claims.issuedAt > key.notAfter + CLOCK_SKEW_SECONDS)) {
     reasons.push("key_not_valid_at_issue");
   }
-  if (key.verifyUntil !== null && now > key.verifyUntil) reasons.push("key_revoked");
+  if (key.verifyUntil !== null && now >= key.verifyUntil && !reasons.includes("expired")) reasons.push("expired"); // §12.4, as crypto.verify_offline
   let statusSource = "none";
   let token = null;
   let asOf = null;

@@ -511,7 +511,7 @@ KEY_RULES = {
         {"certificate_key": {"not_before": _days(-30), "not_after": _days(-20), "state": "retired"}},
         ["key_not_valid_at_issue"],
     ),
-    "past-verify-until": ({"certificate_key": {"verify_until": _days(-1)}}, ["key_revoked"]),
+    "past-verify-until": ({"certificate_key": {"verify_until": _days(-1)}}, ["expired"]),
     "operation-outside-the-issuer-scope": ({"operations": ("1.2", "2.1")}, ["issuer_not_authorized"]),
 }
 
