@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 OPERATION_PATTERN = r"^[1-9][0-9]?\.[1-9][0-9]?$"
 ISSUER_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
@@ -102,8 +102,9 @@ class KeyCompromise(Strict):
     """A signing key reported compromised: why, and since when (default: now)."""
 
     reason: str = Field(min_length=1, max_length=500, examples=["private key copied from the exam centre's PC"])
-    compromised_at: datetime | None = Field(
+    compromised_at: AwareDatetime | None = Field(
         default=None,
+        examples=["2026-11-28T09:00:00+08:00"],
         description="when the key was compromised at the latest (with a time zone); certificates registered "
         "from then on are refused online, earlier ones are listed for reissue",
     )

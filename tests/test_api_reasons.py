@@ -550,3 +550,16 @@ def test_every_reason_code_has_its_own_test():
     missing = [code for code in REASON_CODES if not any(name.startswith(f"test_{code}") for name in tests)]
 
     assert missing == []
+
+
+def test_key_compromise_time_without_a_zone_is_refused(app_client, admin_headers, issuer, issue):
+    """A compromise time without a time zone is a 422 validation error, never a 500."""
+    certificate = issue(issuer)
+
+    reported = app_client.post(
+        f"/v1/issuers/CN-44/keys/{certificate['kid']}/compromise",
+        json={"reason": "x", "compromised_at": "2026-06-15T08:00:00"},
+        headers=admin_headers,
+    )
+
+    assert (reported.status_code, reported.json()["error"]["code"]) == (422, "validation_error")
