@@ -290,7 +290,10 @@ def test_a_certificate_is_not_a_status_list(issuer, issue, issuer_signing_key):
 
 
 def test_migration_0006_keeps_sequential_indexes_in_list_0(sqlite_or_postgres_url):
-    """A 0005 registry with a revoked key and sequential indexes upgrades: compromised since then, list 0 served."""
+    """A 0005 registry with a revoked key and sequential indexes upgrades: compromised since then, list 0 served.
+
+    The upgraded issuer has no status-list key yet: its lists are 404 until ``rotate?use=status_list``.
+    """
     url = sqlite_or_postgres_url
     clock = FixedClock(TEST_NOW)
     admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
@@ -321,6 +324,10 @@ def test_migration_0006_keeps_sequential_indexes_in_list_0(sqlite_or_postgres_ur
 
     with TestClient(create_app(settings, clock=clock)) as client:
         keys = published_keys(client)
+        # The migration cannot make a key (the keyring's passphrase is not the database's): until an
+        # administrator starts a status-list key, the issuer's lists are unavailable and not aggregated.
+        unavailable = client.get("/v1/status-lists/CN-44/0")
+        aggregated = client.get("/v1/status-lists").json()["status_lists"]
         rotated = client.post("/v1/issuers/CN-44/keys/rotate?use=status_list", headers=admin)
         served = client.get("/v1/status-lists/CN-44/0")
         uris = client.get("/v1/status-lists").json()["status_lists"]
@@ -330,6 +337,8 @@ def test_migration_0006_keeps_sequential_indexes_in_list_0(sqlite_or_postgres_ur
     assert (old["state"], old["use"]) == ("compromised", "certificate")
     assert old["compromised_at"] is not None
     assert datetime.fromisoformat(old["compromised_at"]) == compromised_at
+    assert (unavailable.status_code, unavailable.json()["error"]["code"]) == (404, "status_list_unavailable")
+    assert aggregated == []
     assert rotated.status_code == 201, rotated.text
     assert served.status_code == 200, served.text
     assert "http://127.0.0.1:8000/v1/status-lists/CN-44/0" in uris

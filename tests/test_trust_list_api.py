@@ -123,6 +123,17 @@ def test_each_key_change_publishes_the_next_sequence(app_client, make_issuer, ad
     assert (lost.state, lost.compromised_at) == (crypto.KeyState.COMPROMISED, compromised_at)
 
 
+def test_scope_change_publishes_the_next_sequence(app_client, issuer, admin_headers, anchor, clock):
+    """Setting an issuer's scope publishes seq + 1 whose issuer entry lists the new operations."""
+    before = sequence_of(app_client)
+
+    changed = app_client.put("/v1/issuers/CN-44/operations", json={"operations": ["2.2"]}, headers=admin_headers)
+    after = crypto.verify_trust_list(app_client.get("/v1/trust-list").content, anchor[0].public_key, now=clock.now())
+
+    assert changed.status_code == 200, changed.text
+    assert (after.sequence, after.issuer("CN-44").operations) == (before + 1, ("2.2",))
+
+
 def test_etag_and_304(app_client, issuer):
     """The trust list carries an ETag; If-None-Match with it answers 304 without a body."""
     first = app_client.get("/v1/trust-list")
