@@ -1,8 +1,10 @@
-"""Races on one status list: concurrent status changes in the same list never lose an update in the served list.
+"""Races on status lists and the trust list: no concurrent change is lost from what is served.
 
 Every round fires suspends, reinstates and revokes at once on certificates that share a list, split over
 every server of the deployment (two on PostgreSQL); then the list each server serves, decoded with plain
 ``cbor2`` and ``zlib``, must hold exactly the status the registry reports for every certificate.
+Simultaneous key rotations of several issuers, with the servers holding the trust anchor, each publish
+one trust list of their own, and the last one lists every key as /v1/keys does.
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from __future__ import annotations
 import random
 import zlib
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import cbor2
 import httpx
 import pytest
+
+import crypto
+from crypto import SigningKey
 
 from .harness import Call, Deployment, IssuedCertificate, Provisioner, describe, fire_together, race_rounds, tally
 
@@ -28,10 +35,30 @@ FETCHERS = 2
 STATUS_VALUE = {"valid": 0, "revoked": 1, "suspended": 2, "superseded": 3}
 
 
+ANCHOR_PASSPHRASE = "concurrency tests trust anchor"
+TRUST_ISSUERS = ("TL-A", "TL-B", "TL-C")
+ROTATIONS_PER_ISSUER = 2
+
+
 @pytest.fixture(scope="module")
-def deployment_options() -> dict[str, Any]:
-    """The shortest ttl the settings allow, so lists are also re-signed while the changes race."""
-    return {"settings": {"CERTSEAL_STATUS_LIST_TTL_SECONDS": "10"}}
+def anchor(tmp_path_factory: pytest.TempPathFactory) -> tuple[SigningKey, Path]:
+    """A trust anchor the servers hold (they sign a trust list on every key change) and its key file."""
+    key = SigningKey.generate("ES256")
+    path = tmp_path_factory.mktemp("anchor") / "anchor.key.pem"
+    path.write_bytes(key.to_pem(ANCHOR_PASSPHRASE.encode()))
+    return key, path
+
+
+@pytest.fixture(scope="module")
+def deployment_options(anchor: tuple[SigningKey, Path]) -> dict[str, Any]:
+    """The shortest ttl the settings allow (lists are also re-signed while changes race), and a trust anchor."""
+    return {
+        "settings": {
+            "CERTSEAL_STATUS_LIST_TTL_SECONDS": "10",
+            "CERTSEAL_TRUST_ANCHOR_KEY_FILE": str(anchor[1]),
+            "CERTSEAL_TRUST_ANCHOR_PASSPHRASE": ANCHOR_PASSPHRASE,
+        }
+    }
 
 
 def served_entries(deployment: Deployment, server: int, number: int, indexes: list[int]) -> list[int]:
@@ -90,3 +117,50 @@ def test_concurrent_changes_in_one_list_are_all_in_the_served_list(
     assert len(numbers) == 1, f"the pool spans lists {numbers}: with few draws every index is in list 1"
     assert sum(count for outcome, count in overall.items() if outcome.endswith(": 200") and "fetch" not in outcome)
     assert not problems, f"{len(problems)} lost updates on {deployment.backend}:\n" + "\n".join(problems[:20])
+
+
+def test_concurrent_rotations_publish_one_trust_list_each(
+    deployment: Deployment, provision: Provisioner, anchor: tuple[SigningKey, Path], figure
+) -> None:
+    """Simultaneous rotations of several issuers' keys each publish their own sequence; the last lists every key."""
+    for code in TRUST_ISSUERS:
+        provision.create_issuer(code)
+    servers = len(deployment.servers)
+    first = trust_list(deployment, anchor[0])
+    overall: Counter[str] = Counter()
+
+    for _ in range(ROUNDS):
+        calls = [
+            Call(
+                "POST",
+                f"{deployment.url(n % servers)}/v1/issuers/{code}/keys/rotate",
+                headers=deployment.admin_headers,
+                label="rotate",
+            )
+            for n, code in enumerate(code for code in TRUST_ISSUERS for _ in range(ROTATIONS_PER_ISSUER))
+        ]
+        fetch = [Call("GET", f"{deployment.url(n)}/v1/trust-list", label="fetch") for n in range(servers)]
+        overall.update(tally(fire_together(calls + fetch), by_label=True))
+    last = trust_list(deployment, anchor[0])
+    keys = httpx.get(f"{deployment.url()}/v1/keys", timeout=30).json()["keys"]
+
+    figure("rotations raced", f"{ROUNDS} rounds on {deployment.backend}: {describe(overall)}")
+    rotations = ROUNDS * len(TRUST_ISSUERS) * ROTATIONS_PER_ISSUER
+    assert (overall["rotate: 201"], overall["fetch: 200"]) == (rotations, ROUNDS * servers), describe(overall)
+    assert last.sequence == first.sequence + rotations
+    listed = {(k.kid.hex(), str(k.use), str(k.state)) for issuer in last.content.issuers for k in issuer.keys}
+    assert listed == {(k["kid"], k["use"], k["state"]) for k in keys}
+    for code in TRUST_ISSUERS:
+        states = Counter((str(k.use), str(k.state)) for k in last.issuer(code).keys)
+        assert states == {
+            ("certificate", "active"): 1,
+            ("certificate", "retired"): ROUNDS * ROTATIONS_PER_ISSUER,
+            ("status_list", "active"): 1,
+        }, code
+
+
+def trust_list(deployment: Deployment, anchor: SigningKey) -> crypto.TrustList:
+    """The trust list served now, verified against the anchor."""
+    response = httpx.get(f"{deployment.url()}/v1/trust-list", timeout=30)
+    assert response.status_code == 200, response.text
+    return crypto.verify_trust_list(response.content, anchor.public_key, now=datetime.now(UTC))
