@@ -267,8 +267,6 @@ def registry_rebuild(wanted: int, budget: float, rng: random.Random, key: Signin
             headers={"Authorization": f"Bearer {token}"},
         ).raise_for_status()
 
-    open_lists = max(1, math.ceil(wanted / DRAWS_PER_LIST))
-    indexes = rng.sample(range(LIST_SIZE, LIST_SIZE * (1 + open_lists)), wanted)
     connection = sqlite3.connect(path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=OFF")
@@ -276,6 +274,9 @@ def registry_rebuild(wanted: int, budget: float, rng: random.Random, key: Signin
     columns = [column[0] for column in cursor.description]
     template = dict(zip(columns, cursor.fetchone(), strict=True))
     issuer_id = template["issuer_id"]
+    open_lists = max(1, math.ceil(wanted / DRAWS_PER_LIST))
+    drawn = rng.sample(range(LIST_SIZE, LIST_SIZE * (1 + open_lists)), wanted)
+    indexes = [template["status_index"], *(index for index in drawn if index != template["status_index"])][:wanted]
     insert = f"INSERT INTO certificates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"  # noqa: S608 - the columns are the table's own
     start = time.monotonic()
     inserted, batch = 1, 20_000
