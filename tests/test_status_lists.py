@@ -252,6 +252,16 @@ def test_rotation_signs_the_next_list_with_the_new_kid(app_client, issuer, issue
     assert after == rotated["kid"] != before
     assert {(before, "status_list", "retired"), (after, "status_list", "active")} <= uses
     assert sum(1 for _, use, state in uses if use == "certificate" and state == "active") == 1
+    (retired,) = [k for k in published_keys(app_client) if k["kid"] == before]
+    not_after = datetime.fromisoformat(retired["not_after"])
+    assert datetime.fromisoformat(retired["verify_until"]) == not_after + timedelta(hours=24)
+
+
+def test_rotating_an_unknown_key_use_is_refused(app_client, issuer, admin_headers):
+    """``rotate?use=`` accepts only certificate and status_list."""
+    response = app_client.post("/v1/issuers/CN-44/keys/rotate?use=trust_list", headers=admin_headers)
+
+    assert response.status_code == 422
 
 
 def test_certificate_signed_with_the_status_list_key_is_unknown_key(

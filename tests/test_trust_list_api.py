@@ -134,6 +134,22 @@ def test_scope_change_publishes_the_next_sequence(app_client, issuer, admin_head
     assert (after.sequence, after.issuer("CN-44").operations) == (before + 1, ("2.2",))
 
 
+def test_resigned_half_way_to_exp(app_client, issuer, anchor, clock):
+    """Half-way to its exp (3.5 of 7 days by default) the next fetch is a newly signed list with the next sequence."""
+    key = anchor[0].public_key
+    first = crypto.verify_trust_list(app_client.get("/v1/trust-list").content, key, now=clock.now())
+
+    clock.advance(days=3, hours=11)
+    before_half = crypto.verify_trust_list(app_client.get("/v1/trust-list").content, key, now=clock.now())
+    clock.advance(hours=1)
+    after_half = crypto.verify_trust_list(app_client.get("/v1/trust-list").content, key, now=clock.now())
+
+    assert first.exp - first.iat == timedelta(days=7)
+    assert before_half.sequence == first.sequence
+    assert (after_half.sequence, after_half.iat) == (first.sequence + 1, clock.now().replace(microsecond=0))
+    assert after_half.content == first.content
+
+
 def test_etag_and_304(app_client, issuer):
     """The trust list carries an ETag; If-None-Match with it answers 304 without a body."""
     first = app_client.get("/v1/trust-list")
