@@ -182,6 +182,18 @@ def test_etag_cache_control_and_304(app_client, issuer, issue):
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", first.headers["etag"])
 
 
+@pytest.mark.parametrize("header", ["{etag}", "W/{etag}", '"other", {etag}', "*", '"other" , W/{etag}'])
+def test_if_none_match_by_weak_comparison(app_client, issuer, issue, header):
+    """If-None-Match matches by weak comparison (a proxy may have weakened the ETag), in a list, or as ``*``."""
+    uri = f"/v1/status-lists/CN-44/{issue(issuer)['status_index'] >> 17}"
+    etag = app_client.get(uri).headers["etag"]
+
+    again = app_client.get(uri, headers={"If-None-Match": header.format(etag=etag)})
+    other = app_client.get(uri, headers={"If-None-Match": '"other", W/"other"'})
+
+    assert (again.status_code, other.status_code) == (304, 200)
+
+
 def test_resigned_after_ttl_and_a_change_is_in_the_next_fetch(app_client, issuer, issue, clock):
     """Past the ttl the same list is signed again (new iat, new ETag); a revocation is in the very next fetch."""
     certificate = issue(issuer)

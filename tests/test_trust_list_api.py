@@ -151,12 +151,14 @@ def test_resigned_half_way_to_exp(app_client, issuer, anchor, clock):
 
 
 def test_etag_and_304(app_client, issuer):
-    """The trust list carries an ETag; If-None-Match with it answers 304 without a body."""
+    """The trust list carries an ETag; If-None-Match with it (or its weak form) answers 304 without a body."""
     first = app_client.get("/v1/trust-list")
 
     again = app_client.get("/v1/trust-list", headers={"If-None-Match": first.headers["etag"]})
 
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", first.headers["etag"])
+    weak = app_client.get("/v1/trust-list", headers={"If-None-Match": "W/" + first.headers["etag"]})
+    assert weak.status_code == 304
 
 
 @pytest.fixture
