@@ -297,3 +297,33 @@ def test_start_up_fails_closed(make_app, make_settings, anchor, tmp_path, proble
 
     with pytest.raises((crypto.KeyUnavailable, RuntimeError)), TestClient(app):
         pass
+
+
+def test_served_lists_give_the_full_offline_verdict(app_client, issuer, issue, anchor, clock):
+    """With the served trust list and status lists, verify_offline accepts a valid card and rejects each changed one."""
+    cards = {action: issue(issuer) for action in ("none", "suspend", "revoke", "supersede")}
+    for action, card in cards.items():
+        if action != "none":
+            changed = app_client.post(
+                f"/v1/certificates/{card['id']}/{action}", json={"reason": "t"}, headers=issuer.headers
+            )
+            assert changed.status_code == 200, changed.text
+    clock.advance(minutes=5)
+
+    trust = crypto.verify_trust_list(app_client.get("/v1/trust-list").content, anchor[0].public_key, now=clock.now())
+    lists = [
+        app_client.get(uri.split("8000", 1)[1]).content
+        for uri in app_client.get("/v1/status-lists").json()["status_lists"]
+    ]
+    verdicts = {
+        action: crypto.verify_offline(card["qr_text"], trust, lists, now=clock.now()) for action, card in cards.items()
+    }
+
+    assert {action: (v.decision, v.reasons) for action, v in verdicts.items()} == {
+        "none": ("accept", ()),
+        "suspend": ("reject", ("suspended",)),
+        "revoke": ("reject", ("revoked",)),
+        "supersede": ("reject", ("superseded",)),
+    }
+    assert {v.status_source for v in verdicts.values()} == {"list"}
+    assert verdicts["none"].status_as_of == (clock.now() - timedelta(minutes=5)).replace(microsecond=0)
