@@ -61,9 +61,11 @@ def deployment_options(anchor: tuple[SigningKey, Path]) -> dict[str, Any]:
     }
 
 
-def served_entries(deployment: Deployment, server: int, number: int, indexes: list[int]) -> list[int]:
-    """The two-bit entries at ``indexes`` of list ``number`` of CN-44 as server ``server`` serves it now."""
-    response = httpx.get(f"{deployment.url(server)}/v1/status-lists/CN-44/{number}", timeout=30)
+def served_entries(
+    deployment: Deployment, server: int, number: int, indexes: list[int], code: str = "CN-44"
+) -> list[int]:
+    """The two-bit entries at ``indexes`` of list ``number`` of ``code`` as server ``server`` serves it now."""
+    response = httpx.get(f"{deployment.url(server)}/v1/status-lists/{code}/{number}", timeout=30)
     assert response.status_code == 200, response.text
     claims = cbor2.loads(cbor2.loads(response.content).value[2])
     array = zlib.decompressobj().decompress(claims[65533]["lst"], 32768)
@@ -164,3 +166,70 @@ def trust_list(deployment: Deployment, anchor: SigningKey) -> crypto.TrustList:
     response = httpx.get(f"{deployment.url()}/v1/trust-list", timeout=30)
     assert response.status_code == 200, response.text
     return crypto.verify_trust_list(response.content, anchor.public_key, now=datetime.now(UTC))
+
+
+def test_status_changes_racing_a_list_key_compromise(deployment: Deployment, provision: Provisioner, figure) -> None:
+    """Changes racing the compromise of the list key: no list is served until a rotation, then every change is."""
+    provision.create_issuer("SL-R")
+    headers = provision.issuer_key("SL-R")
+    pool = [provision.issue(headers) for _ in range(POOL // 2)]
+    number = pool[0].status_index >> 17
+    url = f"{deployment.url()}/v1/status-lists/SL-R/{number}"
+    rng = random.Random(7)  # noqa: S311 - a reproducible sequence of races, not a secret
+    servers = len(deployment.servers)
+    problems: list[str] = []
+    overall: Counter[str] = Counter()
+
+    for round_ in range(ROUNDS):
+        kid = status_list_kid(deployment, "SL-R")
+        changes = [
+            Call(
+                "POST",
+                f"{deployment.url(n % servers)}/v1/certificates/{rng.choice(pool).id}/{rng.choice(ACTIONS)}",
+                json={"reason": "compromise race"},
+                headers=headers,
+                label="change",
+            )
+            for n in range(RACERS // 2)
+        ]
+        compromise = Call(
+            "POST",
+            f"{deployment.url(round_)}/v1/issuers/SL-R/keys/{kid}/compromise",
+            json={"reason": "race"},
+            headers=deployment.admin_headers,
+            label="compromise",
+        )
+        overall.update(tally(fire_together([*changes, compromise]), by_label=True))
+        during = httpx.get(url, timeout=30)
+        rotated = httpx.post(
+            f"{deployment.url(round_ + 1)}/v1/issuers/SL-R/keys/rotate?use=status_list",
+            headers=deployment.admin_headers,
+            timeout=30,
+        )
+        after = httpx.get(url, timeout=30)
+        registry = [STATUS_VALUE[provision.certificate(headers, c.id)["status"]] for c in pool]
+
+        if (during.status_code, during.json()["error"]["code"]) != (404, "status_list_unavailable"):
+            problems.append(f"round {round_}: with the key compromised the list answered {during.status_code}")
+        if rotated.status_code != 201 or after.status_code != 200:
+            problems.append(f"round {round_}: rotate {rotated.status_code}, then the list {after.status_code}")
+            continue
+        header = cbor2.loads(cbor2.loads(after.content).value[0])
+        if header[4].hex() != rotated.json()["kid"]:
+            problems.append(
+                f"round {round_}: list signed by {header[4].hex()}, not the new key {rotated.json()['kid']}"
+            )
+        served = served_entries(deployment, round_, number, [c.status_index for c in pool], "SL-R")
+        if served != registry:
+            problems.append(f"round {round_}: served {served} != registry {registry}")
+
+    figure("changes racing a list key compromise", f"{ROUNDS} rounds on {deployment.backend}: {describe(overall)}")
+    assert overall["compromise: 200"] == ROUNDS, describe(overall)
+    assert not problems, f"{len(problems)} problems on {deployment.backend}:\n" + "\n".join(problems[:20])
+
+
+def status_list_kid(deployment: Deployment, code: str) -> str:
+    """The kid of the issuer's active status-list key, from /v1/keys."""
+    keys = httpx.get(f"{deployment.url()}/v1/keys", timeout=30).json()["keys"]
+    (kid,) = [k["kid"] for k in keys if k["issuer"] == code and k["use"] == "status_list" and k["state"] == "active"]
+    return kid
