@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -327,3 +328,45 @@ def test_served_lists_give_the_full_offline_verdict(app_client, issuer, issue, a
     }
     assert {v.status_source for v in verdicts.values()} == {"list"}
     assert verdicts["none"].status_as_of == (clock.now() - timedelta(minutes=5)).replace(microsecond=0)
+
+
+def test_start_up_signs_a_new_list_when_the_registry_changed_without_the_anchor(
+    make_app, settings, upload_settings, admin_headers, anchor, clock
+):
+    """An issuer added while the service held no anchor is in the list signed at the next start with the anchor."""
+    key = anchor[0]
+    with running(make_app, settings) as client:
+        first = sequence_of(client)
+    with running(make_app, upload_settings) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-11", "name": "北京", "region": "北京市", "operations": ["2.1"]},
+            headers=admin_headers,
+        ).raise_for_status()
+
+    with running(make_app, settings) as client:
+        served = client.get("/v1/trust-list").content
+    with running(make_app, settings) as client:
+        unchanged = client.get("/v1/trust-list").content
+
+    published = crypto.verify_trust_list(served, key.public_key, now=clock.now())
+    assert published.sequence == first + 1
+    assert published.issuer("CN-11") is not None
+    assert unchanged == served  # nothing changed since: no new list at this start
+
+
+def test_start_up_names_issuers_without_a_status_list_key(
+    make_app, settings, app_client, admin_headers, issuer, caplog
+):
+    """An issuer whose status-list key is compromised and not rotated is named in a start-up warning."""
+    keys = app_client.get("/v1/issuers/CN-44", headers=admin_headers).json()["keys"]
+    kid = next(key["kid"] for key in keys if key["use"] == "status_list")
+    app_client.post(
+        f"/v1/issuers/CN-44/keys/{kid}/compromise", json={"reason": "copied"}, headers=admin_headers
+    ).raise_for_status()
+
+    with caplog.at_level(logging.WARNING, logger="certseal"), running(make_app, settings):
+        pass
+
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert any("without an active status-list key" in message and "CN-44" in message for message in warnings)

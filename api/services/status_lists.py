@@ -82,6 +82,12 @@ def list_numbers(session: Session, issuer: Issuer) -> range:
     return range(max(last_open, (highest or 0) >> crypto.statuslist.LIST_INDEX_BITS) + 1)
 
 
+def status_list_keyless_issuers(session: Session) -> list[str]:
+    """Codes of the issuers with no active status-list key (e.g. made before migration 0006, or compromised)."""
+    keyed = select(SigningKeyRow.issuer_id).where(SigningKeyRow.use == "status_list", SigningKeyRow.state == "active")
+    return list(session.exec(select(Issuer.code).where(Issuer.id.not_in(keyed)).order_by(Issuer.code)).all())  # type: ignore[attr-defined]
+
+
 def build_status_list(session: Session, *, issuer_id: str, number: int) -> StatusList:
     """Build list ``number`` of an issuer from the registry (only the certificates that are not valid are read)."""
     first = number * LIST_SIZE
