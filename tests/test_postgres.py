@@ -21,7 +21,7 @@ def _id_number(birth: str, sequence: str) -> str:
     return first17 + check_character(first17)
 
 
-def test_issue_verify_revoke_across_two_replicas(make_app, postgres_url: str) -> None:
+def test_issue_verify_revoke_across_two_replicas(make_app, clock, postgres_url: str) -> None:
     """A certificate issued through one app instance is verified and revoked through another."""
     settings = Settings.for_demo(database_url=postgres_url)
     admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
@@ -43,6 +43,7 @@ def test_issue_verify_revoke_across_two_replicas(make_app, postgres_url: str) ->
         accepted = second.post(
             "/v1/verify", json={"qr": issued["qr_text"], "purpose": "hot_work", "holder_id_number": holder}
         ).json()
+        clock.advance(seconds=1)  # the two verification events are told apart by their time
         second.post(f"/v1/certificates/{issued['id']}/revoke", json={"reason": "fraud"}, headers=issuer)
         rejected = first.post("/v1/verify", json={"qr": issued["qr_text"]}).json()
         listed = second.post("/v1/certificates/search", json={"holder_id_number": holder}, headers=issuer).json()
