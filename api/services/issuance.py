@@ -172,6 +172,15 @@ def compromise_key(
     if since > now:
         raise InvalidDates("compromised_at is in the future")
     _lock_issuer(session, issuer)
+    key = session.exec(
+        select(SigningKeyRow).where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id)
+    ).first()
+    if key is None:
+        raise KeyNotFound()
+    # A compromise "since" before the key existed means everything it signed: say so with its not_before
+    # (which also keeps year-1 times out of the database, where converting them to UTC overflows, and
+    # out of the trust list, whose times start in 1970).
+    since = max(since, key.not_before)
     session.execute(
         update(SigningKeyRow)
         .where(

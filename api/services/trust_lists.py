@@ -157,6 +157,8 @@ class TrustLists:
         newest = self.newest(session)
         iat = now.replace(microsecond=0)
         sequence = (newest.sequence if newest else 0) + 1
+        if sequence > crypto.trustlist.MAX_SEQUENCE:
+            raise TrustListSequenceConflict("the trust list sequence numbers are exhausted")
         token = crypto.sign_trust_list(self.content(session), key, sequence=sequence, iat=iat, exp=iat + self.lifetime)
         row = TrustListRow(
             sequence=sequence, token=token, iat=iat, exp=iat + self.lifetime, source="service", published_at=now
@@ -174,6 +176,8 @@ class TrustLists:
             trust_list = crypto.verify_trust_list(token, anchor, now=now)
         except crypto.VerificationError as error:
             raise TrustListRejected(f"the trust list is refused: {error.code}") from None
+        if trust_list.iat > now + crypto.CLOCK_SKEW:  # signed on a machine whose clock runs ahead: refuse it
+            raise TrustListRejected(f"the trust list is refused: not_yet_valid (iat {trust_list.iat.isoformat()})")
         self._lock(session)
         newest = self.newest(session)
         if newest is not None and trust_list.sequence <= newest.sequence:
