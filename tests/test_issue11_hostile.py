@@ -219,3 +219,71 @@ def test_offline_verify_reads_an_endless_file_only_up_to_the_limit(
 
     assert code == 1
     assert '"decision": "reject"' in out
+
+
+def test_upload_signed_from_an_export_made_before_a_compromise_is_refused(
+    make_app, upload_settings, admin_headers, anchor, clock
+):
+    """Content exported, then a key compromised, then the old export signed and uploaded: 422, the stolen key
+    would be trusted again offline. Exported again after the compromise, it is accepted."""
+
+    def signed(client: TestClient, sequence: int) -> bytes:
+        content = crypto.TrustListContent.from_json(client.get("/v1/trust-list/content", headers=admin_headers).json())
+        iat = clock.now().astimezone(UTC).replace(microsecond=0)
+        return crypto.sign_trust_list(content, anchor[0], sequence=sequence, iat=iat, exp=iat + timedelta(days=7))
+
+    with TestClient(make_app(upload_settings)) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin_headers,
+        ).raise_for_status()
+        outdated = signed(client, 1)
+        kid = certificate_key_kid(client, "CN-44")
+        client.post(
+            f"/v1/issuers/CN-44/keys/{kid}/compromise", json={"reason": "stolen"}, headers=admin_headers
+        ).raise_for_status()
+        refused = put(client, outdated, admin_headers)
+        accepted = put(client, signed(client, 2), admin_headers)
+
+    assert (refused, accepted) == ((422, "trust_list_rejected"), (201, None))
+
+
+# --- status-list caching ------------------------------------------------------------------------
+
+
+def _exp_of(token: bytes) -> int:
+    return cbor2.loads(cbor2.loads(token).value[2])[4]
+
+
+def test_status_list_signed_under_a_shorter_lifetime_is_never_served_past_its_exp(
+    make_app, make_settings, admin_headers, clock
+):
+    """A token signed while the lifetime was 1 h is re-signed at its exp, even if the ttl is now 2 h."""
+    with TestClient(make_app(make_settings(status_list_lifetime_hours=1))) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin_headers,
+        ).raise_for_status()
+        first = client.get("/v1/status-lists/CN-44/0")
+    with TestClient(make_app(make_settings(status_list_ttl_seconds=7200))) as client:
+        clock.advance(seconds=1800)
+        half_way = client.get("/v1/status-lists/CN-44/0")
+        clock.advance(seconds=1801)
+        after_exp = client.get("/v1/status-lists/CN-44/0")
+
+    assert half_way.content == first.content
+    assert half_way.headers["cache-control"] == "public, max-age=1800"  # its exp, not iat + the new ttl
+    assert after_exp.content != first.content
+    assert _exp_of(after_exp.content) > clock.now().timestamp()
+
+
+def test_status_list_max_age_is_at_most_ttl_when_the_clock_runs_behind_the_signer(app_client, issuer, clock):
+    """A replica whose clock runs 30 s behind the one that signed never says max-age above the ttl (600 s)."""
+    assert app_client.get("/v1/status-lists/CN-44/0").status_code == 200
+    clock.advance(seconds=-30)
+
+    response = app_client.get("/v1/status-lists/CN-44/0")
+
+    assert response.headers["cache-control"] == "public, max-age=600"

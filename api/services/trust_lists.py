@@ -179,6 +179,7 @@ class TrustLists:
         if trust_list.iat > now + crypto.CLOCK_SKEW:  # signed on a machine whose clock runs ahead: refuse it
             raise TrustListRejected(f"the trust list is refused: not_yet_valid (iat {trust_list.iat.isoformat()})")
         self._lock(session)
+        self._refuse_lifted_compromises(session, trust_list)
         newest = self.newest(session)
         if newest is not None and trust_list.sequence <= newest.sequence:
             raise TrustListSequenceConflict(f"sequence {trust_list.sequence} is not above {newest.sequence}")
@@ -193,6 +194,24 @@ class TrustLists:
         session.add(row)
         session.flush()
         return row
+
+    @staticmethod
+    def _refuse_lifted_compromises(session: Session, trust_list: crypto.TrustList) -> None:
+        """Refuse a list that leaves out or lifts a compromise the registry holds (e.g. content exported before it).
+
+        Offline verifiers believe the newest list: one signed from an outdated export would make a stolen
+        key trusted again. Every key compromised in the registry must be listed compromised, since no later.
+        """
+        compromised = session.exec(select(SigningKeyRow).where(SigningKeyRow.state == KeyState.COMPROMISED.value)).all()
+        listed = {key.kid: key for issuer in trust_list.content.issuers for key in issuer.keys}
+        for row in compromised:
+            key = listed.get(bytes.fromhex(row.kid))
+            since = _seconds(row.compromised_at) if row.compromised_at else None
+            if key is None or key.compromised_at is None or (since is not None and key.compromised_at > since):
+                raise TrustListRejected(
+                    f"the trust list is refused: outdated (key {row.kid} is compromised since "
+                    f"{since.isoformat() if since else '?'}; export the content again and sign it)"
+                )
 
     @staticmethod
     def _lock(session: Session) -> None:
