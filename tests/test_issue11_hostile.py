@@ -18,6 +18,7 @@ from conftest import TRUST_NOW, TrustWorld
 from fastapi.testclient import TestClient
 
 import crypto
+from api.services.trust_lists import MAX_STORED_SEQUENCE
 from crypto import SigningKey, _cbor, cose
 
 TYP = "application/vnd.certseal.trust-list+cbor"
@@ -130,11 +131,11 @@ def upload_settings(make_settings, anchor):
     return make_settings(trust_anchor_public_key_file=anchor[2])
 
 
-@pytest.mark.parametrize("sequence", [2**63, 2**64, 2**64 + 1])
+@pytest.mark.parametrize("sequence", [2**31, 2**63, 2**64, 2**64 + 1])
 def test_upload_with_a_sequence_beyond_64_bits_is_refused(
     make_app, upload_settings, admin_headers, anchor, clock, sequence
 ):
-    """A sequence number no database column holds is malformed (422), not an OverflowError (500)."""
+    """A sequence number the database does not hold is refused (422), not an OverflowError (500) or a 400."""
     now = int(clock.now().timestamp())
     with TestClient(make_app(upload_settings)) as client:
         result = put(
@@ -186,7 +187,7 @@ def test_service_refuses_to_sign_past_the_last_sequence(app_client, issuer, admi
     content = crypto.TrustListContent.from_json(app_client.get("/v1/trust-list/content", headers=admin_headers).json())
     iat = clock.now().astimezone(UTC).replace(microsecond=0)
     last = crypto.sign_trust_list(
-        content, anchor[0], sequence=crypto.trustlist.MAX_SEQUENCE, iat=iat, exp=iat + timedelta(days=7)
+        content, anchor[0], sequence=MAX_STORED_SEQUENCE, iat=iat, exp=iat + timedelta(days=7)
     )
     assert put(app_client, last, admin_headers) == (201, None)
 

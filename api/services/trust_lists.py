@@ -28,6 +28,9 @@ from .status_lists import status_base
 # Publications take this PostgreSQL advisory lock, so two never pick the same sequence number
 # (SQLite's write lock already serializes them).
 _PUBLISH_LOCK = 0x6365727474727374  # "certtrst"
+# The highest sequence number this service stores (trust_lists.sequence is a 32-bit INTEGER on
+# PostgreSQL): a publication a second would take 68 years to reach it.
+MAX_STORED_SEQUENCE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ class TrustLists:
         newest = self.newest(session)
         iat = now.replace(microsecond=0)
         sequence = (newest.sequence if newest else 0) + 1
-        if sequence > crypto.trustlist.MAX_SEQUENCE:
+        if sequence > MAX_STORED_SEQUENCE:
             raise TrustListSequenceConflict("the trust list sequence numbers are exhausted")
         token = crypto.sign_trust_list(self.content(session), key, sequence=sequence, iat=iat, exp=iat + self.lifetime)
         row = TrustListRow(
@@ -178,6 +181,8 @@ class TrustLists:
             raise TrustListRejected(f"the trust list is refused: {error.code}") from None
         if trust_list.iat > now + crypto.CLOCK_SKEW:  # signed on a machine whose clock runs ahead: refuse it
             raise TrustListRejected(f"the trust list is refused: not_yet_valid (iat {trust_list.iat.isoformat()})")
+        if trust_list.sequence > MAX_STORED_SEQUENCE:
+            raise TrustListRejected(f"the trust list is refused: seq is above {MAX_STORED_SEQUENCE}")
         self._lock(session)
         self._refuse_lifted_compromises(session, trust_list)
         newest = self.newest(session)
