@@ -652,6 +652,25 @@ def _http_get(url: str, *, limit: int) -> bytes:
         raise UsageError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
 
 
+class TrustListRollback(VerificationError):
+    """A fetched trust list older (lower ``seq``) than the one already saved: a verifier never goes back."""
+
+    code = "trust_list_sequence"
+    message = "the trust list is older than the one already saved"
+
+
+def _kept_sequence(path: Path, anchor_path: str, *, now: datetime) -> int | None:
+    """The ``seq`` of the trust list saved at ``path`` if it verifies under the anchor (expired or not), else None."""
+    try:
+        data = _read_file(str(path), "--out", limit=crypto.trustlist.MAX_TRUST_LIST_BYTES)
+    except UsageError:  # nothing saved yet, or unreadable: nothing to compare with
+        return None
+    try:
+        return _verified_trust_list(data, anchor_path, now=now, allow_stale=True).sequence
+    except VerificationError:  # another anchor's, or damaged: replaced as before
+        return None
+
+
 def cmd_trust_fetch(args: argparse.Namespace) -> int:
     """Download a trust list, verify it when --anchor is given, and save it atomically."""
     now = _verification_time(args.at)
@@ -660,6 +679,12 @@ def cmd_trust_fetch(args: argparse.Namespace) -> int:
         try:
             trust_list = _verified_trust_list(data, args.anchor, now=now, allow_stale=args.allow_stale)
         except VerificationError as error:
+            print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+            print(f"certseal: {args.url} rejected; {args.out} left unchanged", file=sys.stderr)
+            return EXIT_REJECT
+        kept = _kept_sequence(Path(args.out), args.anchor, now=now)
+        if kept is not None and trust_list.sequence < kept:
+            error = TrustListRollback(f"seq {trust_list.sequence} is below the saved list's {kept}")
             print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
             print(f"certseal: {args.url} rejected; {args.out} left unchanged", file=sys.stderr)
             return EXIT_REJECT
