@@ -8,13 +8,14 @@ offline CLI reading an endless file.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from pathlib import Path
 
 import cbor2
 import pytest
-from conftest import TRUST_NOW, TrustWorld
+from conftest import TRUST_NOW, TrustWorld, hold_write_lock
 from fastapi.testclient import TestClient
 
 import crypto
@@ -288,3 +289,50 @@ def test_status_list_max_age_is_at_most_ttl_when_the_clock_runs_behind_the_signe
     response = app_client.get("/v1/status-lists/CN-44/0")
 
     assert response.headers["cache-control"] == "public, max-age=600"
+
+
+# --- a locked database --------------------------------------------------------------------------
+
+
+def test_status_list_and_trust_list_upload_answer_503_soon_while_the_database_is_locked(
+    make_app, make_settings, admin_headers, anchor, clock
+):
+    """A list due for re-signing, or an upload, while another writer holds the lock: 503 within the lock bound."""
+    settings = make_settings(
+        trust_anchor_public_key_file=anchor[2], sqlite_busy_timeout_ms=1000, db_lock_timeout_ms=1000
+    )
+    with TestClient(make_app(settings)) as client:
+        client.post(
+            "/v1/issuers",
+            json={"code": "CN-44", "name": "广东", "region": "广东省", "operations": ["2.1"]},
+            headers=admin_headers,
+        ).raise_for_status()
+        assert client.get("/v1/status-lists/CN-44/0").status_code == 200
+        content = crypto.TrustListContent.from_json(client.get("/v1/trust-list/content", headers=admin_headers).json())
+        clock.advance(seconds=3600)  # the list is past its ttl: the next GET signs it again, a write
+        iat = clock.now().astimezone(UTC).replace(microsecond=0)
+        body = crypto.sign_trust_list(content, anchor[0], sequence=1, iat=iat, exp=iat + timedelta(days=7))
+        engine = client.app.state.engine
+        answers = []
+        for table, call in (
+            ("status_lists", lambda: client.get("/v1/status-lists/CN-44/0")),
+            (
+                "trust_lists",
+                lambda: client.put("/v1/trust-list", content=body, headers={**admin_headers, "Content-Type": TYP}),
+            ),
+        ):
+            if engine.dialect.name == "postgresql" and table == "trust_lists":
+                blocker = engine.raw_connection()
+                blocker.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (0x6365727474727374,))
+            else:
+                blocker = hold_write_lock(engine, table)
+            try:
+                started = time.perf_counter()
+                response = call()
+                answers.append((response.status_code, response.json()["error"]["code"], time.perf_counter() - started))
+            finally:
+                blocker.rollback()
+                blocker.close()
+
+    assert [(status, code) for status, code, _ in answers] == [(503, "registry_unavailable")] * 2
+    assert all(seconds < 4 for _, _, seconds in answers), answers

@@ -205,14 +205,19 @@ class TrustLists:
         """Refuse a list that leaves out or lifts a compromise the registry holds (e.g. content exported before it).
 
         Offline verifiers believe the newest list: one signed from an outdated export would make a stolen
-        key trusted again. Every key compromised in the registry must be listed compromised, since no later.
+        key trusted again. Every key compromised in the registry that the list names must be listed
+        compromised, since no later.
         """
         compromised = session.exec(select(SigningKeyRow).where(SigningKeyRow.state == KeyState.COMPROMISED.value)).all()
         listed = {key.kid: key for issuer in trust_list.content.issuers for key in issuer.keys}
         for row in compromised:
             key = listed.get(bytes.fromhex(row.kid))
             since = _seconds(row.compromised_at) if row.compromised_at else None
-            if key is None or key.compromised_at is None or (since is not None and key.compromised_at > since):
+            if (
+                key is None
+            ):  # left out: offline verifiers refuse its certificates as unknown_key, as safe as compromised
+                continue
+            if key.compromised_at is None or (since is not None and key.compromised_at > since):
                 raise TrustListRejected(
                     f"the trust list is refused: outdated (key {row.kid} is compromised since "
                     f"{since.isoformat() if since else '?'}; export the content again and sign it)"
