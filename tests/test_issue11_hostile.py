@@ -336,3 +336,22 @@ def test_status_list_and_trust_list_upload_answer_503_soon_while_the_database_is
 
     assert [(status, code) for status, code, _ in answers] == [(503, "registry_unavailable")] * 2
     assert all(seconds < 4 for _, _, seconds in answers), answers
+
+
+# --- rotation loops -----------------------------------------------------------------------------
+
+
+def test_an_issuer_rotating_in_a_loop_is_limited_per_day_and_use(app_client, issuer, admin_headers, clock):
+    """Every key stays in the trust list until its verify_until: an issuer key rotating in a loop would swell it past
+    the 1 MiB every verifier accepts (about 6,000 keys) and break offline verification everywhere. An issuer gets
+    10 keys of a use per 24 h (its first key counts), then 429; the other use, the admin and the next day are free."""
+    rotations = [
+        app_client.post("/v1/issuers/CN-44/keys/rotate", headers=issuer.headers).status_code for _ in range(10)
+    ]
+    other_use = app_client.post("/v1/issuers/CN-44/keys/rotate?use=status_list", headers=issuer.headers)
+    admin = app_client.post("/v1/issuers/CN-44/keys/rotate", headers=admin_headers)
+    clock.advance(hours=24, seconds=1)
+    next_day = app_client.post("/v1/issuers/CN-44/keys/rotate", headers=issuer.headers)
+
+    assert rotations == [201] * 9 + [429]
+    assert (other_use.status_code, admin.status_code, next_day.status_code) == (201, 201, 201)
