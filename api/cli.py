@@ -369,7 +369,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         except CertsealError:
             raise UsageError("--operation must look like 2.1") from None
     if args.trust_list is not None:
-        lists = [_read_file(str(path), "--status-list") for path in _status_list_files(args.status_list)]
+        lists = [
+            _read_file(str(path), "--status-list", limit=crypto.statuslist.MAX_TOKEN_BYTES)
+            for path in _status_list_files(args.status_list)
+        ]
         try:
             trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
         except VerificationError as error:
@@ -405,16 +408,23 @@ def _status_list_files(entries: Sequence[str]) -> list[Path]:
     return files
 
 
-def _read_file(path: str, option: str) -> bytes:
+def _read_file(path: str, option: str, *, limit: int | None = None) -> bytes:
+    """The file's bytes; with ``limit``, at most ``limit`` + 1 of them (one too many is enough to refuse it).
+
+    A verifier given a huge file or a device such as /dev/zero refuses it by size instead of reading it all.
+    """
     try:
-        return Path(path).read_bytes()
+        if limit is None:
+            return Path(path).read_bytes()
+        with Path(path).open("rb") as file:
+            return file.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"{option}: cannot read {path}: {exc.strerror}") from None
 
 
 def _anchor_key(path: str) -> crypto.keys.PublicKey:
     try:
-        key = crypto.load_public_key(_read_file(path, "--anchor"))
+        key = crypto.load_public_key(_read_file(path, "--anchor", limit=64 * 1024))
     except CertsealError as exc:
         raise UsageError(
             f"--anchor {path}: must be a public key (PEM or DER SubjectPublicKeyInfo): {exc.detail}"
@@ -434,7 +444,12 @@ def _verified_trust_list(data: bytes, anchor_path: str, *, now: datetime, allow_
 
 
 def _read_trust_list(path: str, anchor_path: str, *, now: datetime, allow_stale: bool) -> crypto.TrustList:
-    return _verified_trust_list(_read_file(path, "--trust-list"), anchor_path, now=now, allow_stale=allow_stale)
+    return _verified_trust_list(
+        _read_file(path, "--trust-list", limit=crypto.trustlist.MAX_TRUST_LIST_BYTES),
+        anchor_path,
+        now=now,
+        allow_stale=allow_stale,
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -637,6 +652,25 @@ def _http_get(url: str, *, limit: int) -> bytes:
         raise UsageError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
 
 
+class TrustListRollback(VerificationError):
+    """A fetched trust list older (lower ``seq``) than the one already saved: a verifier never goes back."""
+
+    code = "trust_list_sequence"
+    message = "the trust list is older than the one already saved"
+
+
+def _kept_sequence(path: Path, anchor_path: str, *, now: datetime) -> int | None:
+    """The ``seq`` of the trust list saved at ``path`` if it verifies under the anchor (expired or not), else None."""
+    try:
+        data = _read_file(str(path), "--out", limit=crypto.trustlist.MAX_TRUST_LIST_BYTES)
+    except UsageError:  # nothing saved yet, or unreadable: nothing to compare with
+        return None
+    try:
+        return _verified_trust_list(data, anchor_path, now=now, allow_stale=True).sequence
+    except VerificationError:  # another anchor's, or damaged: replaced as before
+        return None
+
+
 def cmd_trust_fetch(args: argparse.Namespace) -> int:
     """Download a trust list, verify it when --anchor is given, and save it atomically."""
     now = _verification_time(args.at)
@@ -645,6 +679,12 @@ def cmd_trust_fetch(args: argparse.Namespace) -> int:
         try:
             trust_list = _verified_trust_list(data, args.anchor, now=now, allow_stale=args.allow_stale)
         except VerificationError as error:
+            print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+            print(f"certseal: {args.url} rejected; {args.out} left unchanged", file=sys.stderr)
+            return EXIT_REJECT
+        kept = _kept_sequence(Path(args.out), args.anchor, now=now)
+        if kept is not None and trust_list.sequence < kept:
+            error = TrustListRollback(f"seq {trust_list.sequence} is below the saved list's {kept}")
             print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
             print(f"certseal: {args.url} rejected; {args.out} left unchanged", file=sys.stderr)
             return EXIT_REJECT

@@ -39,6 +39,8 @@ HEADER_TYP = 16
 MAX_TRUST_LIST_BYTES = 1024 * 1024
 """Verifiers refuse a trust list larger than 1 MiB before parsing it."""
 MAX_TIMESTAMP = 2**32 - 1
+MAX_SEQUENCE = 2**63 - 1
+"""The highest sequence number: a signed 64-bit integer, what a database column holds."""
 _HEADER_ORDER = (cose.HEADER_ALG, cose.HEADER_KID, HEADER_TYP)
 _CLAIM_KEYS = ("exp", "iat", "seq", "issuers")  # RFC 8949 §4.2.1 order: shorter keys first
 _ISSUER_KEYS = ("code", "keys", "name", "region", "operations", "status_base")
@@ -319,7 +321,7 @@ def sign_trust_list(
     """
     if anchor.alg != _algorithms.ES256:
         raise InvalidInput("the trust anchor signs with ES256")
-    if type(sequence) is not int or not 1 <= sequence <= 2**63 - 1:
+    if type(sequence) is not int or not 1 <= sequence <= MAX_SEQUENCE:
         raise InvalidInput("sequence must be a positive integer")
     if not (_is_whole_utc_second(iat) and _is_whole_utc_second(exp) and iat < exp):
         raise InvalidInput("iat and exp must be whole-second, timezone-aware times with iat before exp")
@@ -386,8 +388,8 @@ def _decode_claims(payload: bytes, anchor_kid: bytes) -> TrustList:
     if not isinstance(claims, dict) or tuple(claims) != _CLAIM_KEYS:
         raise Malformed("trust list claims must be exactly seq, iat, exp and issuers")
     seq, iat, exp, issuers = claims["seq"], claims["iat"], claims["exp"], claims["issuers"]
-    if type(seq) is not int or seq < 1:
-        raise Malformed("seq must be a positive integer")
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQUENCE:
+        raise Malformed(f"seq must be an integer from 1 to {MAX_SEQUENCE}")
     if not (_is_uint(iat) and _is_uint(exp) and iat < exp):
         raise Malformed("iat and exp must be times with iat before exp")
     if not isinstance(issuers, list):

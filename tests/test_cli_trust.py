@@ -327,6 +327,35 @@ def test_trust_fetch_verifies_before_saving(
     assert not (tmp_path / "no.cbor").exists()
 
 
+def test_trust_fetch_never_goes_back_to_a_lower_sequence(
+    served: _Served, tmp_path: Path, run_cli: Run, trust_world: TrustWorld
+) -> None:
+    """A server (or a cache in between) answering an older, still unexpired list does not replace the newer one saved:
+    the older one may still call a since-compromised key active."""
+    out = tmp_path / "trust.cbor"
+    anchor = tmp_path / "world-anchor.pub.pem"
+    anchor.write_bytes(trust_world.anchor.public_pem())
+
+    lists = {sequence: trust_world.signed(sequence=sequence) for sequence in (5, 7, 8)}
+
+    def fetch(sequence: int) -> tuple[int, str, str]:
+        served.routes["/v1/trust-list"] = lists[sequence]
+        return run_cli("trust", "fetch", "--url", f"{served.base}/v1/trust-list", "--out", str(out),
+                       "--anchor", str(anchor), "--at", AT)  # fmt: skip
+
+    first = fetch(7)
+    older = fetch(5)
+    kept = out.read_bytes()
+    same = fetch(7)
+    newer = fetch(8)
+
+    assert (first[0], same[0], newer[0]) == (0, 0, 0)
+    assert older[0] == 1
+    assert json.loads(older[1])["reasons"] == ["trust_list_sequence"]
+    assert kept == lists[7]
+    assert out.read_bytes() == lists[8]
+
+
 def test_status_list_fetch_saves_the_verified_lists(
     served: _Served, tmp_path: Path, run_cli: Run, trust_world: TrustWorld
 ) -> None:

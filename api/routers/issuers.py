@@ -37,6 +37,7 @@ from ..deps import (
     KeyringDep,
     ManagedIssuerDep,
     PathIssuerDep,
+    PrincipalDep,
     SessionDep,
     TrustListsDep,
 )
@@ -314,12 +315,17 @@ def rotate_key(
     keyring: KeyringDep,
     trust_lists: TrustListsDep,
     clock: ClockDep,
+    principal: PrincipalDep,
     use: Annotated[KeyUseName, Query(description="which key to rotate")] = "certificate",
 ) -> SigningKeyOut:
-    """Retire the active key of ``use`` (it stops signing, what it signed stays valid) and create a new one."""
+    """Retire the active key of ``use`` (it stops signing, what it signed stays valid) and create a new one.
+
+    An issuer may make at most 10 keys of a use for itself in 24 hours (429 ``rate_limited``); the admin is not limited.
+    """
     now = clock.now()
+    limit = None if principal.kind == "admin" else issuance.ISSUER_ROTATIONS_PER_DAY
     with write_transaction(session):
-        row = issuance.rotate_key(session, keyring, issuer=issuer, use=use, now=now)
+        row = issuance.rotate_key(session, keyring, issuer=issuer, use=use, now=now, daily_limit=limit)
         trust_lists.key_changed(session, now=now)
     return SigningKeyOut.model_validate(row, from_attributes=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
@@ -71,7 +72,7 @@ def get_status_list(
     headers = {
         **_PUBLIC,
         "ETag": signed.etag,
-        "Cache-Control": f"public, max-age={_seconds_left(signed, now)}",
+        "Cache-Control": f"public, max-age={_seconds_left(signed, now, lists.ttl)}",
         "Last-Modified": signed.iat.strftime("%a, %d %b %Y %H:%M:%S GMT"),
     }
     if etag_matches(if_none_match, signed.etag):
@@ -79,5 +80,7 @@ def get_status_list(
     return Response(signed.token, media_type=TYP_STATUS_LIST, headers=headers)
 
 
-def _seconds_left(signed: SignedStatusList, now: object) -> int:
-    return max(0, math.floor((signed.expires_cache_at - now).total_seconds()))  # type: ignore[operator]
+def _seconds_left(signed: SignedStatusList, now: datetime, ttl: timedelta) -> int:
+    # At most ttl, even when this replica's clock runs behind the one that signed the token.
+    left = math.floor((signed.expires_cache_at - now).total_seconds())
+    return max(0, min(left, int(ttl.total_seconds())))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated
 
@@ -56,7 +57,9 @@ def get_trust_list(
     if newest is None:
         raise TrustListNotFound()
     etag = etag_of(newest.token)
-    headers = {**_PUBLIC, "ETag": etag, "Cache-Control": f"public, max-age={TRUST_LIST_MAX_AGE}"}
+    # Never let a cache keep a list as fresh past its exp (an uploaded list may be close to it, or past it).
+    max_age = max(0, min(TRUST_LIST_MAX_AGE, math.floor((newest.exp - now).total_seconds())))
+    headers = {**_PUBLIC, "ETag": etag, "Cache-Control": f"public, max-age={max_age}"}
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(newest.token, media_type=TYP_TRUST_LIST, headers=headers)

@@ -38,6 +38,7 @@ from .errors import (
     IssuerExists,
     IssuerNotFound,
     KeyNotFound,
+    Limited,
     NoActiveKey,
     OperationNotAllowed,
     UnknownOperation,
@@ -127,6 +128,11 @@ def active_key(session: Session, issuer: Issuer, *, use: str = "certificate") ->
     return row
 
 
+ROTATION_WINDOW = timedelta(hours=24)
+ISSUER_ROTATIONS_PER_DAY = 10
+"""How many keys of one use an issuer may make for itself in 24 hours (the admin is not limited)."""
+
+
 def rotate_key(
     session: Session,
     keyring: Keyring,
@@ -135,8 +141,13 @@ def rotate_key(
     now: datetime,
     use: str = "certificate",
     alg: str | None = None,
+    daily_limit: int | None = None,
 ) -> SigningKeyRow:
     """Retire the active key of ``use`` (it keeps verifying what it signed) and start a new one.
+
+    With ``daily_limit`` (an issuer rotating its own keys), at most that many keys of ``use`` may have
+    been made in the last 24 hours, else :class:`Limited`: every key stays in the trust list until its
+    ``verify_until``, so a rotation loop would swell the list past the 1 MiB every verifier accepts.
 
     Rotations and compromises of one issuer run one at a time (the issuer row is locked), and the
     retirement is a conditional update that only touches a key still active, so it can never turn a
@@ -147,6 +158,18 @@ def rotate_key(
     if use == "status_list" and alg not in (None, STATUS_LIST_ALG):
         raise InvalidKeyUse(f"status-list keys are {STATUS_LIST_ALG}")
     _lock_issuer(session, issuer)
+    if daily_limit is not None:
+        recent = session.exec(
+            select(SigningKeyRow.not_before)
+            .where(
+                SigningKeyRow.issuer_id == issuer.id,
+                SigningKeyRow.use == use,
+                SigningKeyRow.not_before > now - ROTATION_WINDOW,
+            )
+            .order_by(SigningKeyRow.not_before)  # type: ignore[arg-type]
+        ).all()
+        if len(recent) >= daily_limit:
+            raise Limited(retry_after=(recent[-daily_limit] + ROTATION_WINDOW - now).total_seconds())
     retired_algs = session.execute(
         update(SigningKeyRow)
         .where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.use == use, SigningKeyRow.state == "active")  # type: ignore[arg-type]
@@ -172,6 +195,15 @@ def compromise_key(
     if since > now:
         raise InvalidDates("compromised_at is in the future")
     _lock_issuer(session, issuer)
+    key = session.exec(
+        select(SigningKeyRow).where(SigningKeyRow.kid == kid, SigningKeyRow.issuer_id == issuer.id)
+    ).first()
+    if key is None:
+        raise KeyNotFound()
+    # A compromise "since" before the key existed means everything it signed: say so with its not_before
+    # (which also keeps year-1 times out of the database, where converting them to UTC overflows, and
+    # out of the trust list, whose times start in 1970).
+    since = max(since, key.not_before)
     session.execute(
         update(SigningKeyRow)
         .where(

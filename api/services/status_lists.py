@@ -180,7 +180,8 @@ class StatusLists:
     def fresh_token(self, session: Session, *, issuer: Issuer, number: int, now: datetime) -> SignedStatusList | None:
         """The stored token if it can be served as is (younger than ``ttl``, signed by the active key)."""
         row = session.get(StatusListRow, (issuer.id, number))
-        if row is None or not row.token or now >= row.iat + self.ttl:
+        # Also never past the token's own exp (signed under an older, shorter lifetime setting).
+        if row is None or not row.token or now >= min(row.iat + self.ttl, row.exp):
             return None
         key = self._active_key(session, issuer.id)
         if key is None or key.kid != row.kid:
@@ -204,7 +205,7 @@ class StatusLists:
 
     def _served(self, row: StatusListRow) -> SignedStatusList:
         return SignedStatusList(
-            token=row.token, etag=etag_of(row.token), iat=row.iat, expires_cache_at=row.iat + self.ttl
+            token=row.token, etag=etag_of(row.token), iat=row.iat, expires_cache_at=min(row.iat + self.ttl, row.exp)
         )
 
     def _active_key(self, session: Session, issuer_id: str) -> SigningKeyRow | None:

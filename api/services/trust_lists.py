@@ -28,6 +28,9 @@ from .status_lists import status_base
 # Publications take this PostgreSQL advisory lock, so two never pick the same sequence number
 # (SQLite's write lock already serializes them).
 _PUBLISH_LOCK = 0x6365727474727374  # "certtrst"
+# The highest sequence number this service stores (trust_lists.sequence is a 32-bit INTEGER on
+# PostgreSQL): a publication a second would take 68 years to reach it.
+MAX_STORED_SEQUENCE = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,8 @@ class TrustLists:
         newest = self.newest(session)
         iat = now.replace(microsecond=0)
         sequence = (newest.sequence if newest else 0) + 1
+        if sequence > MAX_STORED_SEQUENCE:
+            raise TrustListSequenceConflict("the trust list sequence numbers are exhausted")
         token = crypto.sign_trust_list(self.content(session), key, sequence=sequence, iat=iat, exp=iat + self.lifetime)
         row = TrustListRow(
             sequence=sequence, token=token, iat=iat, exp=iat + self.lifetime, source="service", published_at=now
@@ -174,7 +179,12 @@ class TrustLists:
             trust_list = crypto.verify_trust_list(token, anchor, now=now)
         except crypto.VerificationError as error:
             raise TrustListRejected(f"the trust list is refused: {error.code}") from None
+        if trust_list.iat > now + crypto.CLOCK_SKEW:  # signed on a machine whose clock runs ahead: refuse it
+            raise TrustListRejected(f"the trust list is refused: not_yet_valid (iat {trust_list.iat.isoformat()})")
+        if trust_list.sequence > MAX_STORED_SEQUENCE:
+            raise TrustListRejected(f"the trust list is refused: seq is above {MAX_STORED_SEQUENCE}")
         self._lock(session)
+        self._refuse_lifted_compromises(session, trust_list)
         newest = self.newest(session)
         if newest is not None and trust_list.sequence <= newest.sequence:
             raise TrustListSequenceConflict(f"sequence {trust_list.sequence} is not above {newest.sequence}")
@@ -189,6 +199,29 @@ class TrustLists:
         session.add(row)
         session.flush()
         return row
+
+    @staticmethod
+    def _refuse_lifted_compromises(session: Session, trust_list: crypto.TrustList) -> None:
+        """Refuse a list that leaves out or lifts a compromise the registry holds (e.g. content exported before it).
+
+        Offline verifiers believe the newest list: one signed from an outdated export would make a stolen
+        key trusted again. Every key compromised in the registry that the list names must be listed
+        compromised, since no later.
+        """
+        compromised = session.exec(select(SigningKeyRow).where(SigningKeyRow.state == KeyState.COMPROMISED.value)).all()
+        listed = {key.kid: key for issuer in trust_list.content.issuers for key in issuer.keys}
+        for row in compromised:
+            key = listed.get(bytes.fromhex(row.kid))
+            since = _seconds(row.compromised_at) if row.compromised_at else None
+            if (
+                key is None
+            ):  # left out: offline verifiers refuse its certificates as unknown_key, as safe as compromised
+                continue
+            if key.compromised_at is None or (since is not None and key.compromised_at > since):
+                raise TrustListRejected(
+                    f"the trust list is refused: outdated (key {row.kid} is compromised since "
+                    f"{since.isoformat() if since else '?'}; export the content again and sign it)"
+                )
 
     @staticmethod
     def _lock(session: Session) -> None:

@@ -4,7 +4,8 @@ Every round fires suspends, reinstates and revokes at once on certificates that 
 every server of the deployment (two on PostgreSQL); then the list each server serves, decoded with plain
 ``cbor2`` and ``zlib``, must hold exactly the status the registry reports for every certificate.
 Simultaneous key rotations of several issuers, with the servers holding the trust anchor, each publish
-one trust list of their own, and the last one lists every key as /v1/keys does.
+one trust list of their own, and the last one lists every key as /v1/keys does; so do compromises and
+rotations racing status changes and fetches, the sequence never repeating nor going back.
 """
 
 from __future__ import annotations
@@ -233,3 +234,95 @@ def status_list_kid(deployment: Deployment, code: str) -> str:
     keys = httpx.get(f"{deployment.url()}/v1/keys", timeout=30).json()["keys"]
     (kid,) = [k["kid"] for k in keys if k["issuer"] == code and k["use"] == "status_list" and k["state"] == "active"]
     return kid
+
+
+def test_compromises_rotations_and_status_changes_racing_keep_the_trust_list_sequence(
+    deployment: Deployment, provision: Provisioner, anchor: tuple[SigningKey, Path], figure
+) -> None:
+    """Compromises, rotations of both key uses, status changes and list fetches all at once, on every server.
+
+    No 5xx; every key change publishes exactly one trust list (the sequence grows by the number of key
+    changes answered 2xx, never repeats with other bytes, never goes back from one round to the next);
+    after each round the served status list matches the registry and the trust list names every key as
+    /v1/keys does.
+    """
+    provision.create_issuer("MX-A")
+    headers = provision.issuer_key("MX-A")
+    pool = [provision.issue(headers) for _ in range(POOL // 2)]
+    number = pool[0].status_index >> 17
+    rng = random.Random(11)  # noqa: S311 - a reproducible sequence of races, not a secret
+    servers = len(deployment.servers)
+    first = trust_list(deployment, anchor[0])
+    by_sequence: dict[int, bytes] = {}
+    sequences = [first.sequence]
+    problems: list[str] = []
+    overall: Counter[str] = Counter()
+
+    for round_ in range(ROUNDS):
+        kid = next(
+            k["kid"]
+            for k in httpx.get(f"{deployment.url()}/v1/keys", timeout=30).json()["keys"]
+            if k["issuer"] == "MX-A" and k["use"] == "certificate" and k["state"] == "active"
+        )
+        calls = [
+            Call(
+                "POST",
+                f"{deployment.url(n % servers)}/v1/certificates/{rng.choice(pool).id}/{rng.choice(ACTIONS)}",
+                json={"reason": "mixed race"},
+                headers=headers,
+                label="change",
+            )
+            for n in range(RACERS // 2)
+        ]
+        calls += [
+            Call(
+                "POST",
+                f"{deployment.url(round_ % servers)}/v1/issuers/MX-A/keys/{kid}/compromise",
+                json={"reason": "race"},
+                headers=deployment.admin_headers,
+                label="compromise",
+            ),
+            Call(
+                "POST",
+                f"{deployment.url((round_ + 1) % servers)}/v1/issuers/MX-A/keys/rotate",
+                headers=deployment.admin_headers,
+                label="rotate",
+            ),
+            Call(
+                "POST",
+                f"{deployment.url(round_ % servers)}/v1/issuers/MX-A/keys/rotate?use=status_list",
+                headers=deployment.admin_headers,
+                label="rotate",
+            ),
+        ]
+        calls += [Call("GET", f"{deployment.url(n)}/v1/trust-list", label="fetch") for n in range(servers)]
+        calls += [
+            Call("GET", f"{deployment.url(n)}/v1/status-lists/MX-A/{number}", label="list") for n in range(servers)
+        ]
+        answers = fire_together(calls)
+        overall.update(tally(answers, by_label=True))
+        problems += [f"round {round_}: {a.label} {a.outcome}" for a in answers if a.status is None or a.status >= 500]
+
+        for server in range(servers):
+            response = httpx.get(f"{deployment.url(server)}/v1/trust-list", timeout=30)
+            listed = crypto.verify_trust_list(response.content, anchor[0].public_key, now=datetime.now(UTC))
+            if by_sequence.setdefault(listed.sequence, response.content) != response.content:
+                problems.append(f"round {round_}: two different trust lists under seq {listed.sequence}")
+            if listed.sequence < sequences[-1]:
+                problems.append(f"round {round_}: seq went back from {sequences[-1]} to {listed.sequence}")
+            sequences.append(listed.sequence)
+        registry = [STATUS_VALUE[provision.certificate(headers, c.id)["status"]] for c in pool]
+        served = served_entries(deployment, round_ % servers, number, [c.status_index for c in pool], "MX-A")
+        if served != registry:
+            problems.append(f"round {round_}: served {served} != registry {registry}")
+
+    last = trust_list(deployment, anchor[0])
+    keys = httpx.get(f"{deployment.url()}/v1/keys", timeout=30).json()["keys"]
+    figure("compromise, rotation and changes raced", f"{ROUNDS} rounds on {deployment.backend}: {describe(overall)}")
+    key_changes = overall["compromise: 200"] + overall["rotate: 201"]
+    assert not problems, f"{len(problems)} problems on {deployment.backend}:\n" + "\n".join(problems[:20])
+    assert overall["compromise: 200"] == ROUNDS, describe(overall)
+    assert overall["rotate: 201"] == 2 * ROUNDS, describe(overall)
+    assert last.sequence == first.sequence + key_changes
+    listed = {(k.kid.hex(), str(k.use), str(k.state)) for issuer in last.content.issuers for k in issuer.keys}
+    assert listed == {(k["kid"], k["use"], k["state"]) for k in keys}
