@@ -2,15 +2,19 @@
 
 The page verifies the credential in the browser (``api/static/verify.js``) before it asks
 ``POST /v1/verify``; the service worker keeps it working without a network. Configuration reaches
-the page in a ``data-config`` attribute, so the Content-Security-Policy needs no inline script.
+the page in a ``data-config`` attribute. The one inline script (it shows "page failed to load, retry" when a
+module fails to load or the engine lacks what the page needs) is allowed by its SHA-256 in the page's
+Content-Security-Policy, never by ``'unsafe-inline'``.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import html
 import json
+import re
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -56,6 +60,7 @@ CSP = (
     "script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
     "base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 )
+INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 LANGUAGES = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 MEDIA_TYPES = {
@@ -120,6 +125,8 @@ def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: s
         "official_origins": origins,
         "trust_anchor": trust_anchor_config(trust_anchor_pem),
         "review_required": settings.review_required,
+        # The site's own rule for an amber (unconfirmed) verdict, from CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN.
+        "amber_advice": None,
         "hot_work_category": catalogue.hot_work_category,
         "catalogue": [
             {
@@ -142,6 +149,16 @@ def asset_version() -> str:
     for path in (PAGE_TEMPLATE, SERVICE_WORKER, *(STATIC_DIR / name for name in SHELL_ASSETS)):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@cache
+def page_csp() -> str:
+    """The page's CSP: :data:`CSP` plus the SHA-256 of each inline script of the template (the boot guard)."""
+    hashes = [
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in INLINE_SCRIPT.findall(PAGE_TEMPLATE.read_text(encoding="utf-8"))
+    ]
+    return CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *hashes]), 1)
 
 
 @cache
@@ -184,7 +201,7 @@ def verification_page(request: Request, settings: SettingsDep, catalogue: Catalo
     body, compressed = _page_bytes(request, lang, settings, catalogue)
     headers = {
         "Content-Language": HTML_LANG[lang],
-        "Content-Security-Policy": CSP,
+        "Content-Security-Policy": page_csp(),
         "Cache-Control": "no-cache",
         "Vary": "Accept-Language, Accept-Encoding",
     }
