@@ -1204,6 +1204,33 @@ def cmd_issuer_rotate(args: argparse.Namespace) -> int:
     return _admin_task(args, task)
 
 
+def cmd_issuer_update(args: argparse.Namespace) -> int:
+    """Change an issuer's name, region or service phone (``--service-phone ""`` removes it)."""
+    from pydantic import ValidationError
+
+    from schemas.api import IssuerUpdate
+
+    from .services import issuance
+
+    given = {"name": args.name, "region": args.region, "service_phone": args.service_phone}
+    changes = {field: value for field, value in given.items() if value is not None}
+    if not changes:
+        raise UsageError("give --name, --region or --service-phone")
+    try:  # the same rules as PATCH /v1/issuers/{code}
+        checked = IssuerUpdate(**{field: value or None for field, value in changes.items()})
+    except ValidationError as exc:
+        raise UsageError(f"invalid issuer fields: {_field_problems(exc)}") from None
+
+    def task(rt: Any, session: Any) -> str:
+        issuer = issuance.update_issuer(
+            session, issuer=_issuer(session, args.code), changes=checked.model_dump(exclude_unset=True)
+        )
+        rt.trust_lists.key_changed(session, now=rt.clock.now())
+        return f"issuer {issuer.code}: {issuer.name}, {issuer.region}, service phone {issuer.service_phone or '-'}"
+
+    return _admin_task(args, task)
+
+
 def cmd_issuer_reissue_list(args: argparse.Namespace) -> int:
     """Print the certificates of a compromised key registered before the compromise (id, serial, status)."""
     from .services import issuance
@@ -1481,6 +1508,13 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--alg", choices=["ES256", "EdDSA"])
     service_options(rotate)
     rotate.set_defaults(handler=cmd_issuer_rotate)
+    update = issuer_sub.add_parser("update", help="change an issuer's name, region or service phone")
+    update.add_argument("code")
+    update.add_argument("--name")
+    update.add_argument("--region")
+    update.add_argument("--service-phone", help='the number site managers call about a refused card ("" removes it)')
+    service_options(update)
+    update.set_defaults(handler=cmd_issuer_update)
     reissue = issuer_sub.add_parser(
         "reissue-list", help="list the certificates of a compromised key registered before the compromise"
     )

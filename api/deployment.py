@@ -27,7 +27,6 @@ from .models import (
     SigningKeyRow,
     StatusEvent,
     StatusListRow,
-    TrustListRow,
     VerificationDaily,
     VerificationEvent,
     utcnow,
@@ -156,8 +155,6 @@ def purge_demo_data(engine: Engine) -> PurgeResult:
             )
         ).rowcount
         connection.execute(delete(StatusListRow).where(StatusListRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
-        # Every trust list published so far names the demo issuer: none may outlive it.
-        connection.execute(delete(TrustListRow))
         connection.execute(delete(SigningKeyRow).where(SigningKeyRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
         connection.execute(delete(Issuer).where(Issuer.id.in_(issuer_ids)))  # type: ignore[attr-defined]
     return PurgeResult(sorted(codes), removed_certificates, removed_keys, flagged)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
@@ -17,7 +18,7 @@ from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 
 from . import metrics
 from .clock import Clock, SystemClock
-from .db import BlockingLane
+from .db import BlockingLane, write_transaction
 from .deployment import open_checked_database
 from .errors import install_error_handlers
 from .fastpath import VerifyFastPath
@@ -35,7 +36,7 @@ from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
 from .services.retention import RetentionPolicy
-from .services.status_lists import StatusLists
+from .services.status_lists import StatusLists, status_list_keyless_issuers
 from .services.trust_lists import TrustLists
 from .services.verify_store import VerifyStore
 from .settings import Settings
@@ -83,6 +84,21 @@ class CertsealApp(FastAPI):
         return RequestContextMiddleware(super().build_middleware_stack(), mounts=mounts)
 
 
+def _prepare_published_lists(engine: Engine, trust_lists: TrustLists, clock: Clock) -> None:
+    """Name the issuers whose status lists cannot be signed, and bring a service-signed trust list up to date."""
+    with Session(engine, expire_on_commit=False) as session, write_transaction(session):
+        lacking = status_list_keyless_issuers(session)
+        if lacking:
+            log.warning(
+                "issuers without an active status-list key (their status lists answer 404 until "
+                "`certseal issuer rotate-key CODE --use status_list`): %s",
+                ", ".join(lacking),
+            )
+        published = trust_lists.publish_if_outdated(session, now=clock.now())
+        if published is not None:
+            log.info("trust list %d signed: the newest no longer matched the registry", published.sequence)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     """Build the app; the lifespan opens the database and checks every active signing key decrypts.
 
@@ -119,6 +135,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.engine, app.state.keyring, app.state.events = engine, keyring, events
         app.state.status_lists = StatusLists.from_settings(settings, keyring)
         app.state.trust_lists = TrustLists.from_settings(settings, anchor)
+        await to_thread.run_sync(_prepare_published_lists, engine, app.state.trust_lists, app.state.clock)
         app.state.key_usage, app.state.thread_limiter = key_usage, thread_limiter
         app.state.verify_store, app.state.verify_lane = verify_store, verify_lane
         redis = None

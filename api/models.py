@@ -60,6 +60,8 @@ class Issuer(SQLModel, table=True):
     code: str = Field(index=True, unique=True, max_length=16)
     name: str = Field(max_length=200)
     region: str = Field(max_length=100)
+    # Whom a site manager calls about a refused certificate (shown by the verify answer and the page).
+    service_phone: str | None = Field(default=None, max_length=32)
     # Operation item codes ("2.1", ...) this issuer may certify; checked at issuance and at verification.
     operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     # Status indexes drawn at random so far: decides how many lists, from first_random_list on, are open.

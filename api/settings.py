@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     cors_origins: str = "*"
     official_origins: str = ""
     catalogue_path: Path | None = None
+    # The site's own rule for an amber (not fully checked) verdict, shown on the page when set.
+    page_amber_advice_zh: str | None = Field(default=None, max_length=300)
+    page_amber_advice_en: str | None = Field(default=None, max_length=300)
     # Status lists: verifiers refetch after ttl; a list is current until exp = iat + lifetime.
     status_list_ttl_seconds: int = Field(default=600, ge=10, le=86_400)
     status_list_lifetime_hours: int = Field(default=24, ge=1, le=720)

@@ -76,7 +76,7 @@ from .errors import (
     WrongType,
 )
 from .keys import SigningKey, TrustedKey, TrustStore, key_id, load_public_key, public_key_pem
-from .offline import OfflineVerdict, verify_offline
+from .offline import OfflineVerdict, StatusListStore, verify_offline
 from .policy import (
     CLOCK_SKEW,
     AllOf,
@@ -156,6 +156,7 @@ __all__ = [
     "StatusList",
     "StatusListExpired",
     "StatusListMalformed",
+    "StatusListStore",
     "StatusListSubjectMismatch",
     "StatusListToken",
     "StatusListTooLarge",

@@ -97,6 +97,49 @@ class _CertificateKeys:
         return TrustedKey(kid=key.kid, public_key=key.public_key, issuer=issuer.code)
 
 
+class StatusListStore:
+    """Status List Tokens indexed by their ``sub``, each verified and decompressed at most once.
+
+    Build one from the lists fetched (refetched by ETag) and pass it to every :func:`verify_offline`:
+    after the first check of a list, a status check is a dictionary lookup and one 2-bit read, whatever
+    the number of lists. The key's state, window and ``verify_until`` and the list's ``exp`` are still
+    judged on every call, against the trust list and the time given then.
+    """
+
+    def __init__(self, tokens: Iterable[bytes] = ()) -> None:
+        self._by_uri: dict[str, list[tuple[bytes, bytes]]] = {}
+        self._kids: set[bytes] = set()
+        self._verified: dict[tuple[bytes, bytes], StatusListToken] = {}
+        for data in tokens:
+            self.add(data)
+
+    def add(self, data: bytes) -> None:
+        """Index one token by its ``sub`` (anything that is not a status list token is ignored)."""
+        peeked = _peek(bytes(data))
+        if peeked is not None:
+            kid, sub = peeked
+            self._by_uri.setdefault(sub, []).append((kid, bytes(data)))
+            self._kids.add(kid)
+
+    def tokens_for(self, uri: str) -> list[tuple[bytes, bytes]]:
+        """The (kid, token) pairs whose ``sub`` is ``uri``."""
+        return self._by_uri.get(uri, [])
+
+    def signed_by_any(self, kids: Iterable[bytes]) -> bool:
+        """Whether any token given names one of ``kids``."""
+        return not self._kids.isdisjoint(kids)
+
+    def verified(self, data: bytes, key: TrustListKey, *, uri: str, now: datetime) -> StatusListToken:
+        """The token verified under ``key`` for ``uri`` and decompressed, from the cache after the first time."""
+        cached = self._verified.get((data, key.kid))
+        if cached is None:
+            cached = verify_status_list_token(
+                data, TrustedKey(kid=key.kid, public_key=key.public_key), expected_uri=uri, now=now, allow_expired=True
+            )
+            self._verified[(data, key.kid)] = cached
+        return cached
+
+
 def _rejected(error: VerificationError) -> OfflineVerdict:
     return OfflineVerdict(
         decision="reject",
@@ -116,7 +159,7 @@ def _rejected(error: VerificationError) -> OfflineVerdict:
 def verify_offline(
     qr_text: str,
     trust_list: TrustList,
-    status_lists: Iterable[bytes],
+    status_lists: Iterable[bytes] | StatusListStore,
     *,
     now: datetime,
     allow_stale: bool = False,
@@ -125,8 +168,10 @@ def verify_offline(
     """Verify QR text fully offline against ``trust_list`` and the Status List Tokens ``status_lists``.
 
     ``checks`` are extra policy checks (review date, purpose, operation); the validity period always
-    runs. A stale trust list (past its ``exp``) is ``trust_list_expired`` and a stale status list is
-    ``status_unknown``, unless ``allow_stale``. Fails closed: any doubt is a reason to reject.
+    runs. ``status_lists`` is the token bytes, or a :class:`StatusListStore` kept across calls (then a
+    list is verified and decompressed once, not on every call). A stale trust list (past its ``exp``)
+    is ``trust_list_expired`` and a stale status list is ``status_unknown``, unless ``allow_stale``.
+    Fails closed: any doubt is a reason to reject.
     """
     if now.tzinfo is None:
         raise PolicyError("verification time must carry a time zone")
@@ -208,7 +253,7 @@ def _status(
     certificate: SignedCertificate,
     issuer: TrustListIssuer,
     trust_list: TrustList,
-    status_lists: Iterable[bytes],
+    status_lists: Iterable[bytes] | StatusListStore,
     *,
     now: datetime,
     allow_stale: bool,
@@ -219,19 +264,12 @@ def _status(
         return _StatusResult([StatusListExpired("the certificate carries no status index: no list can speak for it")])
     uri, idx = status_list_uri(issuer.status_base, index), list_index(index)
     status_keys = {key.kid: key for key in issuer.keys if key.use is KeyUse.STATUS_LIST}
+    store = status_lists if isinstance(status_lists, StatusListStore) else StatusListStore(status_lists)
     newest: StatusListToken | None = None
     errors: list[VerificationError] = []
-    other_lists_of_issuer = False
-    for data in status_lists:
-        peeked = _peek(data)
-        if peeked is None:
-            continue  # not a status list token: it speaks for no certificate
-        kid, sub = peeked
-        if sub != uri:
-            other_lists_of_issuer = other_lists_of_issuer or kid in status_keys
-            continue
+    for kid, data in store.tokens_for(uri):
         try:
-            token = _verified_list(data, status_keys.get(kid), uri=uri, now=now)
+            token = _verified_list(store, data, status_keys.get(kid), uri=uri, now=now)
         except VerificationError as error:
             errors.append(error)
             continue
@@ -240,7 +278,7 @@ def _status(
     if newest is None:
         if errors:  # the certificate's list was given, but cannot be trusted
             return _StatusResult(errors[:1], uri=uri, idx=idx)
-        if other_lists_of_issuer:
+        if store.signed_by_any(status_keys):
             return _StatusResult(
                 [StatusListSubjectMismatch(f"none of the issuer's lists given is {uri}")], uri=uri, idx=idx
             )
@@ -262,7 +300,9 @@ def _status(
     )
 
 
-def _verified_list(data: bytes, key: TrustListKey | None, *, uri: str, now: datetime) -> StatusListToken:
+def _verified_list(
+    store: StatusListStore, data: bytes, key: TrustListKey | None, *, uri: str, now: datetime
+) -> StatusListToken:
     """Verify a list token with the issuer's status-list ``key`` (None: the signer is not one of them)."""
     if key is None:
         raise UnknownKey("the status list is not signed by one of the issuer's status-list keys")
@@ -270,9 +310,7 @@ def _verified_list(data: bytes, key: TrustListKey | None, *, uri: str, now: date
         raise UnknownKey(f"status-list key {key.kid.hex()} is compromised: its lists are not trusted")
     if key.verify_until is not None and now >= key.verify_until:
         raise UnknownKey(f"status-list key {key.kid.hex()} verifies until {key.verify_until.isoformat()}")
-    token = verify_status_list_token(
-        data, TrustedKey(kid=key.kid, public_key=key.public_key), expected_uri=uri, now=now, allow_expired=True
-    )
+    token = store.verified(data, key, uri=uri, now=now)
     lower = key.not_before - CLOCK_SKEW
     upper = key.not_after + CLOCK_SKEW if key.not_after is not None else None
     if token.iat < lower or (upper is not None and token.iat > upper):
@@ -280,4 +318,4 @@ def _verified_list(data: bytes, key: TrustListKey | None, *, uri: str, now: date
     return token
 
 
-__all__ = ["OfflineVerdict", "StatusSource", "verify_offline"]
+__all__ = ["OfflineVerdict", "StatusListStore", "StatusSource", "verify_offline"]

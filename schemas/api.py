@@ -71,6 +71,23 @@ class IssuerScopeUpdate(Strict):
     operations: list[str] = Field(max_length=200, examples=[["1.1", "1.2"]])
 
 
+SERVICE_PHONE_PATTERN = r"^\+?[0-9][0-9 ()-]{2,30}$"
+
+
+class IssuerUpdate(Strict):
+    """Fields of an issuer to change; a field left out stays as it is, ``service_phone: null`` removes the phone."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    region: str | None = Field(default=None, min_length=1, max_length=100)
+    service_phone: str | None = Field(
+        default=None,
+        pattern=SERVICE_PHONE_PATTERN,
+        max_length=32,
+        description="whom a site manager calls about a refused certificate; digits, spaces, +, -, ( )",
+        examples=["020-12345678"],
+    )
+
+
 KeyUseName = Literal["certificate", "status_list"]
 KeyStateName = Literal["active", "retired", "compromised"]
 CertificateStatus = Literal["valid", "suspended", "revoked", "superseded"]
@@ -94,6 +111,7 @@ class IssuerOut(BaseModel):
     code: str
     name: str
     region: str
+    service_phone: str | None
     operations: list[str]
     keys: list[SigningKeyOut]
 
@@ -222,10 +240,11 @@ class VerifyRequest(Strict):
 
 
 class IssuerBrief(BaseModel):
-    """Issuer code and name."""
+    """Issuer code, name and the phone a site manager calls about a refused certificate."""
 
     code: str
     name: str | None
+    service_phone: str | None = None
 
 
 class StatusListRef(BaseModel):

@@ -366,3 +366,40 @@ def test_issuer_reads_itself_with_its_keys(app_client, issuer, admin_headers):
 
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_issuer_service_phone_is_set_by_patch_and_shown_with_a_verdict(
+    app_client, admin_headers, issuer, issue, verify
+):
+    """PATCH sets the service phone; the verify answer names it beside the issuer; null removes it."""
+    certificate = issue(issuer)
+
+    patched = app_client.patch("/v1/issuers/CN-44", json={"service_phone": "020-12345678"}, headers=admin_headers)
+    shown = verify(certificate["qr_text"])["certificate"]["issuer"]
+    removed = app_client.patch("/v1/issuers/CN-44", json={"service_phone": None}, headers=admin_headers)
+
+    assert (patched.status_code, patched.json()["service_phone"]) == (200, "020-12345678")
+    assert shown == {"code": "CN-44", "name": patched.json()["name"], "service_phone": "020-12345678"}
+    assert removed.json()["service_phone"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"service_phone": "call me maybe"}, 422, "validation_error"),
+        ({"name": None}, 422, "invalid_issuer_field"),
+        ({"operations": ["2.1"]}, 422, "validation_error"),
+    ],
+)
+def test_issuer_patch_refuses_bad_fields(app_client, admin_headers, issuer, body, status, code):
+    """A phone that is not a phone number, a removed name or an unknown field is a 422 with its code."""
+    response = app_client.patch("/v1/issuers/CN-44", json=body, headers=admin_headers)
+
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+
+
+def test_issuer_patch_is_admin_only(app_client, issuer):
+    """The issuer itself cannot change its record."""
+    response = app_client.patch("/v1/issuers/CN-44", json={"service_phone": "020-1"}, headers=issuer.headers)
+
+    assert response.status_code == 403

@@ -1391,3 +1391,20 @@ def test_openapi_check_fails_on_drift(tmp_path):
 
     assert checked.returncode == 1
     assert "openapi.yaml is out of date" in checked.stderr
+
+
+def test_issuer_update_sets_and_removes_the_service_phone(admin_db, tmp_path):
+    """``issuer update --service-phone`` sets the phone, an empty value removes it, a bad one is refused."""
+
+    def update(phone):
+        return certseal(
+            "issuer", "update", "CN-44", "--service-phone", phone, "--database", admin_db.url, "--demo",
+            cwd=tmp_path, env=admin_db.env,
+        )  # fmt: skip
+
+    set_phone, bad, removed = update("020-12345678"), update("not a phone"), update("")
+
+    assert set_phone.returncode == 0, set_phone.stderr
+    assert "service phone 020-12345678" in set_phone.stdout
+    assert (bad.returncode, "--service-phone" in bad.stderr) == (2, True)
+    assert (removed.returncode, "service phone -" in removed.stdout) == (0, True)

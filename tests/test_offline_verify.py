@@ -22,7 +22,18 @@ from conftest import (
 )
 
 import crypto
-from crypto import CLOCK_SKEW, KeySigningWindow, KeyState, KeyUse, Operation, Status, _cbor, cose, verify_offline
+from crypto import (
+    CLOCK_SKEW,
+    KeySigningWindow,
+    KeyState,
+    KeyUse,
+    Operation,
+    Status,
+    _cbor,
+    cose,
+    offline,
+    verify_offline,
+)
 
 IDX = STATUS_INDEX & 0x1FFFF
 
@@ -477,3 +488,22 @@ def test_list_in_non_deterministic_cbor_is_malformed(trust_world: TrustWorld) ->
     verdict = _verdict(trust_world, lists=[tampered])
 
     assert verdict.reasons == ("malformed",)
+
+
+def test_a_store_verifies_each_list_once_and_judges_its_expiry_on_every_call(
+    trust_world: TrustWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A StatusListStore verifies and decompresses a list once; later calls still see revocations and expiry."""
+    store = crypto.StatusListStore([trust_world.status_list({IDX: Status.REVOKED})])
+    trust_list = trust_world.trust_list(trust_world.content())
+    calls = []
+    real = offline.verify_status_list_token
+    monkeypatch.setattr(offline, "verify_status_list_token", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    first = verify_offline(trust_world.certificate(), trust_list, store, now=TRUST_NOW)
+    second = verify_offline(trust_world.certificate(), trust_list, store, now=TRUST_NOW)
+    later = verify_offline(trust_world.certificate(), trust_list, store, now=TRUST_NOW + timedelta(days=2))
+
+    assert (first.reasons, second.reasons) == (("revoked",), ("revoked",))
+    assert "status_unknown" in later.reasons
+    assert len(calls) == 1

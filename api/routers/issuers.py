@@ -13,6 +13,7 @@ from schemas.api import (
     IssuerCreate,
     IssuerOut,
     IssuerScopeUpdate,
+    IssuerUpdate,
     KeyCompromise,
     KeyUseName,
     ReissueItem,
@@ -64,6 +65,7 @@ def issuer_out(session: SessionDep, issuer: Issuer) -> IssuerOut:
         code=issuer.code,
         name=issuer.name,
         region=issuer.region,
+        service_phone=issuer.service_phone,
         operations=issuer.operations,
         keys=[SigningKeyOut.model_validate(key, from_attributes=True) for key in keys],
     )
@@ -106,6 +108,22 @@ def create_issuer(
 @router.get("/issuers/{code}", response_model=IssuerOut, summary="Read an issuer (admin or the issuer)")
 def read_issuer(issuer: ManagedIssuerDep, session: SessionDep) -> IssuerOut:
     """Return the issuer, its scope and its keys."""
+    return issuer_out(session, issuer)
+
+
+@router.patch("/issuers/{code}", response_model=IssuerOut, summary="Change an issuer's name, region or phone (admin)")
+def update_issuer(
+    body: IssuerUpdate,
+    issuer: PathIssuerDep,
+    _admin: AdminDep,
+    session: SessionDep,
+    trust_lists: TrustListsDep,
+    clock: ClockDep,
+) -> IssuerOut:
+    """Only the fields given change; the name and region are in the trust list, so it is re-signed."""
+    with write_transaction(session):
+        issuance.update_issuer(session, issuer=issuer, changes=body.model_dump(exclude_unset=True))
+        trust_lists.key_changed(session, now=clock.now())
     return issuer_out(session, issuer)
 
 

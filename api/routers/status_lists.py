@@ -17,7 +17,7 @@ from ..deps import ClockDep, SessionDep, StatusListsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import Issuer
 from ..services.errors import IssuerNotFound
-from ..services.status_lists import SignedStatusList
+from ..services.status_lists import SignedStatusList, etag_matches
 
 router = APIRouter(prefix="/v1", tags=["status lists"], responses=DATABASE_UNAVAILABLE_RESPONSE)
 
@@ -74,7 +74,7 @@ def get_status_list(
         "Cache-Control": f"public, max-age={_seconds_left(signed, now)}",
         "Last-Modified": signed.iat.strftime("%a, %d %b %Y %H:%M:%S GMT"),
     }
-    if if_none_match is not None and signed.etag in (tag.strip() for tag in if_none_match.split(",")):
+    if etag_matches(if_none_match, signed.etag):
         return Response(status_code=304, headers=headers)
     return Response(signed.token, media_type=TYP_STATUS_LIST, headers=headers)
 

@@ -18,7 +18,7 @@ from ..deps import AdminDep, ClockDep, SessionDep, TrustListsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
 from ..models import TrustListRow
 from ..services.errors import TrustListNotFound
-from ..services.status_lists import etag_of
+from ..services.status_lists import etag_matches, etag_of
 from ..services.trust_lists import TrustLists
 
 router = APIRouter(prefix="/v1", tags=["trust list"], responses=DATABASE_UNAVAILABLE_RESPONSE)
@@ -57,7 +57,7 @@ def get_trust_list(
         raise TrustListNotFound()
     etag = etag_of(newest.token)
     headers = {**_PUBLIC, "ETag": etag, "Cache-Control": f"public, max-age={TRUST_LIST_MAX_AGE}"}
-    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+    if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(newest.token, media_type=TYP_TRUST_LIST, headers=headers)
 

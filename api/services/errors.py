@@ -252,6 +252,13 @@ class TrustListRejected(Unprocessable):
     message = "the trust list does not verify under this service's trust anchor"
 
 
+class InvalidIssuerField(Unprocessable):
+    """An issuer field that cannot take the value given (e.g. removing the name)."""
+
+    code = "invalid_issuer_field"
+    message = "invalid issuer field"
+
+
 class InvalidKeyUse(Unprocessable):
     """A key use or algorithm that certseal does not have (status-list keys are ES256)."""
 

@@ -32,6 +32,7 @@ from .errors import (
     InvalidCertificate,
     InvalidDates,
     InvalidIdNumberError,
+    InvalidIssuerField,
     InvalidKeyUse,
     InvalidTransition,
     IssuerExists,
@@ -94,6 +95,19 @@ def create_issuer(
     key = keyring.create(session, issuer, alg, use="certificate", now=now)
     keyring.create(session, issuer, STATUS_LIST_ALG, use="status_list", now=now)
     return issuer, key
+
+
+def update_issuer(session: Session, *, issuer: Issuer, changes: dict[str, str | None]) -> Issuer:
+    """Set the issuer's name, region or service phone (only the keys in ``changes``); name and region stay non-null."""
+    for field in ("name", "region"):
+        if field in changes and changes[field] is None:
+            raise InvalidIssuerField(f"{field} cannot be removed")
+    _lock_issuer(session, issuer)
+    for field, value in changes.items():
+        setattr(issuer, field, value)
+    session.add(issuer)
+    session.flush()
+    return issuer
 
 
 def active_key(session: Session, issuer: Issuer, *, use: str = "certificate") -> SigningKeyRow:

@@ -82,6 +82,12 @@ def list_numbers(session: Session, issuer: Issuer) -> range:
     return range(max(last_open, (highest or 0) >> crypto.statuslist.LIST_INDEX_BITS) + 1)
 
 
+def status_list_keyless_issuers(session: Session) -> list[str]:
+    """Codes of the issuers with no active status-list key (e.g. made before migration 0006, or compromised)."""
+    keyed = select(SigningKeyRow.issuer_id).where(SigningKeyRow.use == "status_list", SigningKeyRow.state == "active")
+    return list(session.exec(select(Issuer.code).where(Issuer.id.not_in(keyed)).order_by(Issuer.code)).all())  # type: ignore[attr-defined]
+
+
 def build_status_list(session: Session, *, issuer_id: str, number: int) -> StatusList:
     """Build list ``number`` of an issuer from the registry (only the certificates that are not valid are read)."""
     first = number * LIST_SIZE
@@ -102,6 +108,17 @@ def build_status_list(session: Session, *, issuer_id: str, number: int) -> Statu
 def etag_of(token: bytes) -> str:
     """A strong ETag for a signed token."""
     return '"' + hashlib.sha256(token).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag``: ``*``, or any listed tag by weak comparison (RFC 9110 §13.1.2).
+
+    A proxy or CDN that compresses a response may weaken its ETag (``W/"…"``); the client then sends it back so.
+    """
+    if if_none_match is None:
+        return False
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or etag.removeprefix("W/") in (tag.removeprefix("W/") for tag in tags)
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,26 @@ class TrustLists:
         if self.signs:
             self.publish(session, now=now)
 
+    def publish_if_outdated(self, session: Session, *, now: datetime) -> TrustListRow | None:
+        """At start-up: sign a new list if the newest no longer says what the registry says (in a write transaction).
+
+        E.g. after ``certseal demo purge``, after key changes made while the service held no anchor, or when
+        the anchor itself was replaced. Replicas starting together publish once (the lock, then the check).
+        """
+        if not self.signs or self.anchor.public_pem is None:
+            return None
+        self._lock(session)
+        newest = self.newest(session)
+        if newest is not None and not self.needs_signing(newest, now=now):
+            anchor = crypto.load_public_key(self.anchor.public_pem.encode())
+            try:
+                published = crypto.verify_trust_list(newest.token, anchor, now=now, allow_expired=True)
+            except crypto.VerificationError:
+                published = None  # signed by another anchor: replace it
+            if published is not None and published.content.to_json() == self.content(session).to_json():
+                return None
+        return self.publish(session, now=now)
+
     def publish(self, session: Session, *, now: datetime) -> TrustListRow:
         """Sign the registry's trust list under the next sequence number (call in a write transaction)."""
         key = self.anchor.signing_key

@@ -255,7 +255,11 @@ def certificate_summary(
         )
     return {
         "serial": claims.serial.hex(),
-        "issuer": {"code": claims.issuer, "name": entry.issuer_name if entry else None},
+        "issuer": {
+            "code": claims.issuer,
+            "name": entry.issuer_name if entry else None,
+            "service_phone": entry.issuer_service_phone if entry else None,
+        },
         "holder_name": claims.holder_name,
         "masked_id": claims.masked_id_display,
         "operation": catalogue.describe(claims.operation),

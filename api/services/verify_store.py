@@ -24,7 +24,7 @@ from .errors import HolderCheckLimited, RegistryUnavailable
 _REGISTRY_SQL = """
     SELECT k.state, i.code, i.name, i.operations, c.id, c.status, c.review_due, c.envelope_sha256, c.id_hmac,
            c.id_hmac_version, c.photo_type, k.not_before, k.not_after, k.compromised_at, c.created_at,
-           c.status_changed_at, c.status_index
+           c.status_changed_at, c.status_index, i.service_phone
     FROM signing_keys k
     JOIN issuers i ON i.id = k.issuer_id
     LEFT JOIN certificates c ON c.serial = {p}
@@ -72,6 +72,7 @@ class RegistryEntry:
     registered_at: datetime | None  # when the certificate entered the registry
     status_since: datetime | None
     status_index: int | None
+    issuer_service_phone: str | None
 
 
 @dataclass(frozen=True)
@@ -289,4 +290,5 @@ def _entry(row: Any) -> RegistryEntry:
         registered_at=_utc(created_at),
         status_since=_utc(status_since),
         status_index=row[16],
+        issuer_service_phone=row[17],
     )
