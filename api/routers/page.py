@@ -117,6 +117,15 @@ def trust_anchor_config(pem: str | None) -> dict[str, Any] | None:
     return {"kid": crypto.key_id(key).hex(), "jwk": public_jwk(pem)}
 
 
+def amber_advice(settings: Settings) -> dict[str, str] | None:
+    """``{"zh": ..., "en": ...}`` from CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN (one set serves both languages), or None."""
+    zh = (settings.page_amber_advice_zh or "").strip()
+    en = (settings.page_amber_advice_en or "").strip()
+    if not zh and not en:
+        return None
+    return {"zh": zh or en, "en": en or zh}
+
+
 def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: str | None) -> dict[str, Any]:
     """What the page needs besides its code: official origins, review rule, trust anchor and the catalogue's names."""
     origins = list(dict.fromkeys(origin_of(url) for url in settings.official_origin_list))
@@ -126,7 +135,7 @@ def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: s
         "trust_anchor": trust_anchor_config(trust_anchor_pem),
         "review_required": settings.review_required,
         # The site's own rule for an amber (unconfirmed) verdict, from CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN.
-        "amber_advice": None,
+        "amber_advice": amber_advice(settings),
         "hot_work_category": catalogue.hot_work_category,
         "catalogue": [
             {

@@ -21,8 +21,22 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route
 
-from .conftest import CHROMIUM, SETTLED, AppServer, Certificates, chromium_args, reasons, settled, tamper
-from .page_checks import assert_no_sideways_scroll, green_elements, serious_axe_violations
+from crypto import CST
+
+from .conftest import (
+    ADMIN_HEADERS,
+    CHROMIUM,
+    ISSUER_CODE,
+    SETTLED,
+    AppServer,
+    Certificates,
+    chromium_args,
+    reasons,
+    seed,
+    settled,
+    tamper,
+)
+from .page_checks import assert_no_sideways_scroll, green_elements, screen_checks, serious_axe_violations
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +44,7 @@ LOCALES = {"zh": "zh-CN", "en": "en-US"}
 WIDTHS = (320, 360, 430)
 ZOOM_200_WIDTH = 180
 INTERIM = "#result[data-stage='local']"
+AMBER_ADVICE = {"zh": "未确认前不得动火，请联系安全员", "en": "No hot work until confirmed: call the safety officer"}
 DOC_SHOTS = {"interim": "verdict-interim.png", "error-no-keys": "verdict-error.png"}  # docs/img, Chinese
 
 
@@ -171,31 +186,51 @@ def test_accept_says_what_to_do_and_offers_the_holder_check(phone: Page, certifi
     assert "作业类别" not in phone.inner_text("#details")
 
 
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, migrated_sqlite_template: Path
+) -> Iterator[tuple[AppServer, Certificates]]:
+    """A private app with the site's amber rule set and the issuer's service phone (PATCH /v1/issuers/{code})."""
+    server = AppServer.start(
+        tmp_path_factory.mktemp("site"),
+        migrated_sqlite_template,
+        "--amber-advice-zh",
+        AMBER_ADVICE["zh"],
+        "--amber-advice-en",
+        AMBER_ADVICE["en"],
+    )
+    issued = seed(server)
+    patched = httpx.patch(
+        f"{server.base_url}/v1/issuers/{ISSUER_CODE}",
+        headers=ADMIN_HEADERS,
+        json={"service_phone": "020-8888 1234"},
+        timeout=30,
+    )
+    assert patched.status_code == 200, patched.text
+    yield server, issued
+    server.stop()
+
+
 @pytest.mark.parametrize("lang", sorted(LOCALES))
 def test_reject_says_do_not_start_with_date_issuer_and_phone(
-    browser: Browser, certificates: Certificates, lang: str, screenshot: Callable[..., Path]
+    browser: Browser, site: tuple[AppServer, Certificates], lang: str, screenshot: Callable[..., Path]
 ):
     """Reject: "不得从事该作业", the reason from its code, the revocation date, the issuer and a tel: link.
 
-    The issuer's service phone is added to the server's answer here (``issuer.service_phone``); the
-    issuer's own free-text reason is never shown.
+    The issuer's service phone comes from ``PATCH /v1/issuers/{code}`` through the verify answer's
+    ``certificate.issuer.service_phone``; the issuer's own free-text reason is never shown.
     """
-
-    def with_phone(route: Route) -> None:
-        response = route.fetch()
-        body = response.json()
-        body["certificate"]["issuer"]["service_phone"] = "020-8888 1234"
-        body["certificate"]["status_since"] = "2026-03-04T02:00:00+00:00"
-        route.fulfill(response=response, json=body)
-
+    _, issued = site
+    today = datetime.now(CST).date().isoformat()
     context = browser.new_context(viewport={"width": 360, "height": 780}, locale=LOCALES[lang])
     page = context.new_page()
-    page.route("**/v1/verify", with_phone)
-    page.goto(certificates.revoked)
+    page.goto(issued.revoked)
     settled(page)
     next_text = page.inner_text("#next")
     link = page.get_attribute("#next-lines a", "href")
     body = page.inner_text("body")
+    checks = screen_checks(page)
+    page.set_viewport_size({"width": 360, "height": 780})
     screenshot(page, f"reject-next-steps-{lang}", doc_name="verdict-reject.png" if lang == "zh" else None)
     context.close()
 
@@ -203,13 +238,14 @@ def test_reject_says_do_not_start_with_date_issuer_and_phone(
     assert link == "tel:02088881234"
     assert "020-8888 1234" in next_text
     assert "证件系伪造材料取得" not in body
+    assert checks == {"green": [], "axe": [], "overflow": {}}
     if lang == "zh":
         assert next_text.startswith("不得从事该作业")
-        assert "吊销日期：2026-03-04" in next_text
+        assert f"吊销日期：{today}" in next_text
         assert "发证机关：广东省应急管理厅" in next_text
     else:
         assert next_text.startswith("Do not let this worker start this work")
-        assert "Revoked on 2026-03-04" in next_text
+        assert f"Revoked on {today}" in next_text
         assert "Issuer: 广东省应急管理厅" in next_text
 
 
@@ -217,35 +253,30 @@ def reasons_in(text: str, lang: str) -> bool:
     return ("证书已被吊销" if lang == "zh" else "The certificate has been revoked") in text
 
 
-def test_amber_says_what_was_checked_and_the_site_rule(browser: Browser, certificates: Certificates):
-    """Amber: what was and was not checked, and the site's own rule when the page is configured with one."""
-
-    def with_advice(route: Route) -> None:
-        response = route.fetch()
-        advice = {"zh": "未确认前不得动火，请联系安全员", "en": "No hot work until confirmed: call the safety officer"}
-        text = response.text().replace(
-            '"amber_advice":null', f'"amber_advice":{json.dumps(advice, ensure_ascii=False)}'
-        )
-        route.fulfill(response=response, body=text)
-
+def test_amber_says_what_was_checked_and_the_site_rule(browser: Browser, site: tuple[AppServer, Certificates]):
+    """Amber: what was and was not checked, and the site's own rule (CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN)."""
+    server, issued = site
+    config = json.loads(httpx.get(f"{server.base_url}/c1").text.split("data-config='")[1].split("'")[0])
     context = browser.new_context(viewport={"width": 360, "height": 780}, locale="zh-CN")
     page = context.new_page()
-    page.route("**/c1", with_advice)
     page.route("**/v1/verify", lambda route: route.abort())
-    page.goto(certificates.valid_second)
+    page.goto(issued.valid_second)
     result = settled(page)
     zh = page.inner_text("#next")
     page.click("#lang-toggle")
     en = page.inner_text("#next")
+    checks = screen_checks(page)
     context.close()
 
+    assert config["amber_advice"] == AMBER_ADVICE
     assert result == {"verdict": "accept", "source": "offline", "panel": "panel offline"}
     assert zh.startswith("尚未确认证件有效")
     assert "已核验：签名、有效期、准操项目" in zh
     assert "未核验：是否已被吊销或暂扣" in zh
-    assert "本工地规定：未确认前不得动火，请联系安全员" in zh
+    assert f"本工地规定：{AMBER_ADVICE['zh']}" in zh
     assert "Not checked: whether the certificate was revoked or suspended" in en
-    assert "Site rule: No hot work until confirmed: call the safety officer" in en
+    assert f"Site rule: {AMBER_ADVICE['en']}" in en
+    assert checks == {"green": [], "axe": [], "overflow": {}}
 
 
 def test_a_4xx_on_the_qr_is_a_malformed_code_not_an_unavailable_server(phone: Page, app_server: AppServer):
@@ -489,8 +520,8 @@ def test_camera_errors_have_plain_words_in_both_languages(phone: Page, app_serve
             assert "微信" in text or "WeChat" in text
 
 
-def test_page_config_has_amber_advice_key(app_server: AppServer):
-    """The page's configuration carries amber_advice (null unless the site sets it)."""
+def test_page_config_has_no_amber_advice_unless_set(app_server: AppServer):
+    """Without CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN the page's configuration has amber_advice null."""
     page = httpx.get(f"{app_server.base_url}/c1").text
 
-    assert '"amber_advice":' in page
+    assert '"amber_advice":null' in page
