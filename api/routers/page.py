@@ -2,15 +2,19 @@
 
 The page verifies the credential in the browser (``api/static/verify.js``) before it asks
 ``POST /v1/verify``; the service worker keeps it working without a network. Configuration reaches
-the page in a ``data-config`` attribute, so the Content-Security-Policy needs no inline script.
+the page in a ``data-config`` attribute. The one inline script (it shows "page failed to load, retry" when a
+module fails to load or the engine lacks what the page needs) is allowed by its SHA-256 in the page's
+Content-Security-Policy, never by ``'unsafe-inline'``.
 """
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import html
 import json
+import re
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -56,6 +60,7 @@ CSP = (
     "script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
     "base-uri 'none'; object-src 'none'; frame-ancestors 'none'"
 )
+INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 LANGUAGES = ("zh", "en")
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 MEDIA_TYPES = {
@@ -112,6 +117,15 @@ def trust_anchor_config(pem: str | None) -> dict[str, Any] | None:
     return {"kid": crypto.key_id(key).hex(), "jwk": public_jwk(pem)}
 
 
+def amber_advice(settings: Settings) -> dict[str, str] | None:
+    """``{"zh": ..., "en": ...}`` from CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN (one set serves both languages), or None."""
+    zh = (settings.page_amber_advice_zh or "").strip()
+    en = (settings.page_amber_advice_en or "").strip()
+    if not zh and not en:
+        return None
+    return {"zh": zh or en, "en": en or zh}
+
+
 def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: str | None) -> dict[str, Any]:
     """What the page needs besides its code: official origins, review rule, trust anchor and the catalogue's names."""
     origins = list(dict.fromkeys(origin_of(url) for url in settings.official_origin_list))
@@ -120,6 +134,8 @@ def page_config(settings: Settings, catalogue: Catalogue, *, trust_anchor_pem: s
         "official_origins": origins,
         "trust_anchor": trust_anchor_config(trust_anchor_pem),
         "review_required": settings.review_required,
+        # The site's own rule for an amber (unconfirmed) verdict, from CERTSEAL_PAGE_AMBER_ADVICE_ZH/_EN.
+        "amber_advice": amber_advice(settings),
         "hot_work_category": catalogue.hot_work_category,
         "catalogue": [
             {
@@ -142,6 +158,16 @@ def asset_version() -> str:
     for path in (PAGE_TEMPLATE, SERVICE_WORKER, *(STATIC_DIR / name for name in SHELL_ASSETS)):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+@cache
+def page_csp() -> str:
+    """The page's CSP: :data:`CSP` plus the SHA-256 of each inline script of the template (the boot guard)."""
+    hashes = [
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in INLINE_SCRIPT.findall(PAGE_TEMPLATE.read_text(encoding="utf-8"))
+    ]
+    return CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *hashes]), 1)
 
 
 @cache
@@ -184,7 +210,7 @@ def verification_page(request: Request, settings: SettingsDep, catalogue: Catalo
     body, compressed = _page_bytes(request, lang, settings, catalogue)
     headers = {
         "Content-Language": HTML_LANG[lang],
-        "Content-Security-Policy": CSP,
+        "Content-Security-Policy": page_csp(),
         "Cache-Control": "no-cache",
         "Vary": "Accept-Language, Accept-Encoding",
     }

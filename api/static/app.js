@@ -131,9 +131,10 @@ function certFromServer(c) {
     operation: { code: c.operation.code, zh: c.operation.zh, en: c.operation.en, coversHotWork: c.operation.covers_hot_work },
     validUntil: c.valid_until,
     reviewDue: c.review_due,
-    issuer: { code: c.issuer.code, name: c.issuer.name },
+    issuer: { code: c.issuer.code, name: c.issuer.name, servicePhone: c.issuer.service_phone ?? null },
     serial: c.serial,
     photoUrl: c.photo_url,
+    statusSince: c.status_since ?? null,
   };
 }
 
@@ -163,6 +164,9 @@ async function verifyLocally(qr, purpose) {
   }
 }
 
+/** A 4xx answer to the QR itself (e.g. 422, an over-long fragment): the code is malformed, the server is fine. */
+const MALFORMED_STATUS = (status) => status >= 400 && status < 500 && status !== 408 && status !== 429;
+
 /** POST /v1/verify; never rejects: {kind: "online", data} or {kind: "unavailable", why, holderMessage?}. */
 async function askServer(qr, purpose, holderId) {
   const body = { qr, ...(purpose.hotWork ? { purpose: "hot_work" } : { operation: purpose.operation }) };
@@ -178,6 +182,7 @@ async function askServer(qr, purpose, holderId) {
     const code = data && data.error ? data.error.code : null;
     if (code === "holder_check_limited") return { kind: "unavailable", why: "holder_limited", holderMessage: "holder.limited" };
     if (code === "invalid_id_number") return { kind: "unavailable", why: "server", holderMessage: "holder.invalid" };
+    if (MALFORMED_STATUS(response.status)) return { kind: "online", data: { decision: "reject", reasons: ["malformed"], certificate: null } };
     return { kind: "unavailable", why: response.status === 429 ? "busy" : "server" };
   } catch {
     return { kind: "unavailable", why: "offline" };
@@ -241,6 +246,7 @@ async function judgeOffline(qr, purpose, model) {
       cert: { ...certFromVerified(judged.certificate), issuer: { code: judged.certificate.claims.issuer, name: judged.issuerName } },
       statusSource: judged.statusSource,
       statusAsOf: judged.statusAsOf === null ? null : new Date(judged.statusAsOf * 1000).toISOString(),
+      listIat: judged.newestIat ?? null,
     };
   } catch {
     return model;
@@ -282,9 +288,37 @@ function settleOnline(data, local, holderId) {
 }
 
 // --- rendering ---
+//
+// One verdict, never contradicted: green (tone "accept") only for a final accept; the interim
+// panel ("local", "pending") is neutral with its own word; amber ("offline") says what was and
+// was not checked. The panels differ by word and icon as well as colour.
+
+const CLOCK_TOLERANCE_MS = 5 * 60 * 1000;
+const TIME_REASONS = ["not_yet_valid", "expired", "review_overdue"];
+const STATUS_REASONS = ["revoked", "suspended", "superseded"];
+const ICONS = { accept: "✓", reject: "✕", offline: "!", checking: "…", error: "?" };
+
+/**
+ * The phone's clock against what it knows: online, the answer's checked_at (within 5 minutes);
+ * offline, the newest cached key list or signed list (the phone cannot be before it). With a
+ * wrong clock offline no date is judged: a time-based reason turns into amber with the warning.
+ */
+function withClockCheck(m) {
+  if (m.stage !== "settled") return m;
+  const now = Date.now();
+  if (m.source === "online") {
+    const checked = Date.parse(m.statusAsOf || "");
+    return { ...m, clockWrong: !Number.isNaN(checked) && Math.abs(now - checked) > CLOCK_TOLERANCE_MS };
+  }
+  const newest = Math.max(Date.parse(m.keyDate || "") || 0, (m.listIat || 0) * 1000);
+  if (m.clockWrong || now + CLOCK_TOLERANCE_MS >= newest) return { ...m, clockWrong: Boolean(m.clockWrong) };
+  const reasons = (m.reasons || []).filter((code) => !TIME_REASONS.includes(code));
+  const verdict = m.verdict === "error" ? "error" : reasons.length ? "reject" : "accept";
+  return { ...m, clockWrong: true, reasons, verdict };
+}
 
 function show(model) {
-  state.model = model;
+  state.model = withClockCheck(model);
   render();
 }
 
@@ -311,14 +345,14 @@ function formatAge(iso) {
   return tr("age.days", { n: Math.floor(minutes / 1440) });
 }
 
+/** [tone, word, sub] of the panel; the tone is also the panel's class and picks the icon. */
 function panelText(m) {
   const params = { why: tr(`why.${m.why || "offline"}`), date: formatKeyDate(m.keyDate) };
   if (m.stage === "pending") return ["checking", tr("verdict.checking"), ""];
   if (m.verdict === "error") return ["error", tr("verdict.error"), tr(m.errorKey || "error.unexpected")];
   if (m.stage === "local") {
-    return m.verdict === "accept"
-      ? ["checking", tr("verdict.signatureValid"), tr("sub.checkingOnline")]
-      : [m.verdict, tr("verdict.reject"), tr("sub.confirmingOnline")];
+    // Interim: never a final verdict's colour or word, whatever the phone found.
+    return ["checking", tr("verdict.checking"), tr(m.verdict === "accept" ? "sub.checkingOnline" : "sub.confirmingOnline")];
   }
   if (m.source === "online") {
     return m.verdict === "accept"
@@ -327,17 +361,12 @@ function panelText(m) {
   }
   if (m.statusSource === "list" || m.statusSource === "stale") {
     const list = { time: formatListTime(m.statusAsOf), age: formatAge(m.statusAsOf) };
-    if (m.statusSource === "list") {
-      return m.verdict === "accept"
-        ? ["accept", tr("verdict.accept"), tr("sub.listAccept", list)]
-        : ["reject", tr("verdict.reject"), tr("sub.listReject", list)];
-    }
-    return m.verdict === "accept"
-      ? ["offline", tr("verdict.signatureValid"), tr("sub.staleAccept", list)]
-      : ["reject", tr("verdict.reject"), tr("sub.staleReject", list)];
+    if (m.verdict !== "accept") return ["reject", tr("verdict.reject"), tr(m.statusSource === "list" ? "sub.listReject" : "sub.staleReject", list)];
+    if (m.statusSource === "list" && !m.clockWrong) return ["accept", tr("verdict.accept"), tr("sub.listAccept", list)];
+    return ["offline", tr("verdict.unconfirmed"), tr(m.statusSource === "list" ? "sub.listAccept" : "sub.staleAccept", list)];
   }
   return m.verdict === "accept"
-    ? ["offline", tr("verdict.signatureValid"), tr("sub.offlineAccept", params)]
+    ? ["offline", tr("verdict.unconfirmed"), tr("sub.offlineAccept", params)]
     : ["reject", tr("verdict.reject"), tr("sub.offlineReject", params)];
 }
 
@@ -353,35 +382,100 @@ function detailRow(list, labelKey, value, extraClass = "") {
   list.append(term, description);
 }
 
-function renderCard(cert) {
+/** The certificate's operation item in the page's language ("2.1 熔化焊接与热切割作业"). */
+function itemName(op) {
+  const name = state.lang === "zh" ? op.zh || op.en : op.en || op.zh;
+  return name ? `${op.code} ${name}` : tr("value.unknownOperation", { code: op.code });
+}
+
+function renderCard(cert, accepted) {
   $("card").hidden = !cert;
   const photo = $("photo");
-  if (!cert) {
+  const photoButton = $("photo-button");
+  if (!cert || !cert.photoUrl) {
     photo.hidden = true;
+    photoButton.hidden = true;
+    photoButton.setAttribute("aria-expanded", "false");
     photo.removeAttribute("src");
-    return;
   }
+  if (!cert) return;
   $("holder-name").textContent = cert.holderName;
   $("masked-id").textContent = cert.maskedId;
   if (cert.photoUrl) {
     if (photo.getAttribute("src") !== cert.photoUrl) photo.src = cert.photoUrl;
     photo.alt = tr("field.photo");
     photo.hidden = false;
-  } else {
-    photo.hidden = true;
-    photo.removeAttribute("src");
+    photoButton.hidden = false;
+    photoButton.title = tr(photoButton.getAttribute("aria-expanded") === "true" ? "photo.shrink" : "photo.enlarge");
   }
   const details = $("details");
   details.replaceChildren();
   const op = cert.operation;
   const names = op.zh || op.en ? [`${op.code} ${op.zh || ""}`.trim(), op.en || ""].filter(Boolean) : [tr("value.unknownOperation", { code: op.code })];
   detailRow(details, "field.operation", names);
-  detailRow(details, "field.hotWork", tr(op.coversHotWork ? "value.hotWorkYes" : "value.hotWorkNo"), op.coversHotWork ? "yes" : "no");
+  // A plain fact, and only under an accept: never a "covered" line under a red, amber or interim panel.
+  if (accepted && op.coversHotWork) detailRow(details, "field.hotWork", tr("value.hotWorkYes"), "fact");
   detailRow(details, "field.validUntil", cert.validUntil);
   detailRow(details, "field.reviewDue", cert.reviewDue || tr("value.none"));
   const issuer = cert.issuer.name ? [cert.issuer.name, cert.issuer.code] : cert.issuer.code;
   detailRow(details, "field.issuer", issuer);
-  detailRow(details, "field.serial", cert.serial, "mono small");
+  detailRow(details, "field.serial", cert.serial, "mono serial");
+}
+
+/** A tel: link for a service phone, or null when it has no digits to dial. */
+function phoneLink(number) {
+  const dial = String(number).replace(/[^0-9+]/g, "");
+  if (!/[0-9]{3}/.test(dial)) return null;
+  const link = document.createElement("a");
+  link.href = `tel:${dial}`;
+  link.textContent = String(number);
+  return link;
+}
+
+/** CST calendar date (YYYY-MM-DD) of an ISO time, or null. */
+function cstDay(iso) {
+  const time = Date.parse(iso || "");
+  return Number.isNaN(time) ? null : new Date(time + 8 * 3600 * 1000).toISOString().slice(0, 10);
+}
+
+/** What to do next, in the site manager's words: [tone, main line, [lines (text or nodes)]], or null. */
+function nextSteps(m, tone) {
+  if (m.stage !== "settled" || tone === "error") return null;
+  const cert = m.cert;
+  if (tone === "accept") return ["accept", tr("next.accept", { item: cert ? itemName(cert.operation) : "" }), []];
+  if (tone === "reject") {
+    const lines = [];
+    const since = cstDay(cert && cert.statusSince);
+    const statusReason = (m.reasons || []).find((code) => STATUS_REASONS.includes(code));
+    if (since && statusReason) lines.push(tr(`next.since.${statusReason}`, { date: since }));
+    if (cert && cert.issuer.name) lines.push(tr("next.issuer", { name: cert.issuer.name }));
+    const link = cert && cert.issuer.servicePhone ? phoneLink(cert.issuer.servicePhone) : null;
+    if (link) lines.push([tr("next.call"), link]);
+    return ["reject", tr("next.reject"), lines];
+  }
+  const lines = [tr("next.checked", { what: tr("next.checkedOffline") })];
+  if (m.statusSource !== "list") lines.push(tr("next.notChecked", { what: tr("next.notCheckedStatus") }));
+  if (m.clockWrong) lines.push(tr("next.notChecked", { what: tr("next.notCheckedTime") }));
+  if (m.statusSource === "stale" && m.statusAsOf) lines.push(tr("next.listAge", { age: formatAge(m.statusAsOf) }));
+  const advice = config.amber_advice && config.amber_advice[state.lang];
+  if (advice) lines.push(tr("next.siteRule", { advice }));
+  return ["offline", tr("next.amber"), lines];
+}
+
+function renderNext(m, tone) {
+  const steps = nextSteps(m, tone);
+  $("next").hidden = !steps;
+  if (!steps) return;
+  const [kind, main, lines] = steps;
+  $("next").className = `next ${kind}`;
+  $("next-main").textContent = main;
+  $("next-lines").replaceChildren(
+    ...lines.map((line) => {
+      const item = document.createElement("li");
+      item.append(...[].concat(line));
+      return item;
+    }),
+  );
 }
 
 function render() {
@@ -400,20 +494,27 @@ function render() {
     delete result.dataset.statusSource;
     delete result.dataset.statusAsOf;
   }
+  if (m.clockWrong) result.dataset.clock = "wrong";
+  else delete result.dataset.clock;
   const idle = m.stage === "idle";
   $("idle").hidden = !idle;
   $("panel").hidden = idle;
+  let tone = null;
   if (!idle) {
-    const [tone, word, sub] = panelText(m);
+    const [panelTone, word, sub] = panelText(m);
+    tone = panelTone;
     $("panel").className = `panel ${tone}`;
+    $("verdict-icon").textContent = ICONS[tone];
     $("verdict-word").textContent = word;
     $("verdict-sub").textContent = sub;
   }
-  const amber = m.stage === "settled" && m.source === "offline" && m.verdict === "accept" && m.statusSource !== "list";
-  $("verdict-note").hidden = !amber;
-  $("verdict-note").textContent = amber ? tr("sub.offlineAcceptWarning") : "";
-  renderCard(m.stage === "pending" || idle ? null : m.cert);
-  const reasons = (m.stage === "local" || m.stage === "settled") && m.reasons ? m.reasons : [];
+  result.dataset.tone = tone || "idle";
+  $("clock-warning").hidden = !m.clockWrong;
+  $("clock-detail").textContent = m.clockWrong ? tr(m.source === "online" ? "clock.wrongDetail" : "clock.wrongOffline") : "";
+  renderNext(m, tone);
+  renderCard(m.stage === "pending" || idle ? null : m.cert, tone === "accept");
+  // Reasons belong to a final verdict: the interim panel lists none.
+  const reasons = m.stage === "settled" && m.reasons ? m.reasons : [];
   $("reasons-box").hidden = reasons.length === 0;
   $("reasons").replaceChildren(
     ...reasons.map((code) => {
@@ -428,8 +529,19 @@ function render() {
   const holder = $("holder-status");
   holder.hidden = !state.holderMessage;
   holder.textContent = state.holderMessage ? tr(state.holderMessage) : "";
-  holder.className = `holder-status ${state.holderMessage === "holder.confirmed" ? "ok" : "bad"}`;
+  const confirmed = state.holderMessage === "holder.confirmed";
+  holder.className = `holder-status ${confirmed ? (tone === "accept" ? "ok" : "info") : "bad"}`;
   $("holder-form").hidden = !state.qr;
+}
+
+/** Tap the photo to see it at full width, tap again to shrink it. */
+function initRendering() {
+  const button = $("photo-button");
+  button.addEventListener("click", () => {
+    const expanded = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(expanded));
+    button.title = tr(expanded ? "photo.shrink" : "photo.enlarge");
+  });
 }
 
 function fillPurposes() {
@@ -455,6 +567,7 @@ function applyLanguage() {
   document.title = tr("app.title");
   for (const element of document.querySelectorAll("[data-i18n]")) element.textContent = tr(element.dataset.i18n);
   for (const element of document.querySelectorAll("[data-i18n-label]")) element.setAttribute("aria-label", tr(element.dataset.i18nLabel));
+  $("lang-toggle").lang = state.lang === "zh" ? "en" : "zh-CN"; // its text is in the other language
   $("holder-id").placeholder = tr("holder.placeholder");
   fillPurposes();
   renderTorch();
@@ -606,7 +719,9 @@ function start() {
     state.phishingOrigin = null;
     check(pageQrText());
   });
+  initRendering();
   applyLanguage();
+  root.dataset.app = "started"; // the inline boot guard shows "页面加载失败" unless this is set by the load event
   if (location.hash.length > 1) {
     check(pageQrText());
   } else {

@@ -333,7 +333,8 @@ export function refreshLists(anchor) {
  * Judge ``qr`` with the stored trust list and status lists (``now`` in Unix seconds).
  * Resolves to null when they cannot judge it (no trust list, key not in it, this browser cannot
  * verify the signature): the caller keeps the signature-only verdict. Otherwise
- * {verdict, reasons, certificate, issuerName, statusSource: "list" | "stale" | "none", statusAsOf (s) | null}.
+ * {verdict, reasons, certificate, issuerName, statusSource: "list" | "stale" | "none", statusAsOf (s) | null,
+ * newestIat (s): the iat of the newest stored list used, which a phone clock cannot honestly be before}.
  */
 export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, hotWorkCategory }) {
   const cache = await openCache();
@@ -386,5 +387,6 @@ export async function judgeOffline(qr, anchor, { now, purpose, reviewRequired, h
     issuerName: issuer ? issuer.name : null,
     statusSource,
     statusAsOf: asOf,
+    newestIat: Math.max(trust.iat, token ? token.iat : 0),
   };
 }

@@ -80,6 +80,8 @@ def main() -> None:
         "--trust-anchor-key", help="the trust anchor's private key (encrypted under the demo passphrase): the app signs"
     )
     parser.add_argument("--status-list-ttl", type=int, default=600, help="seconds before verifiers refetch a list")
+    parser.add_argument("--amber-advice-zh", help="CERTSEAL_PAGE_AMBER_ADVICE_ZH: the site's rule for an amber verdict")
+    parser.add_argument("--amber-advice-en", help="CERTSEAL_PAGE_AMBER_ADVICE_EN")
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
     settings = Settings.for_demo(
@@ -88,6 +90,8 @@ def main() -> None:
         trust_anchor_public_key_file=args.trust_anchor_pem,
         trust_anchor_key_file=args.trust_anchor_key,
         status_list_ttl_seconds=args.status_list_ttl,
+        page_amber_advice_zh=args.amber_advice_zh,
+        page_amber_advice_en=args.amber_advice_en,
     )
     app = create_app(settings)
     if args.fixtures:

@@ -34,6 +34,7 @@ from playwright.sync_api import Browser, BrowserContext
 from crypto.qrtext import envelope_from_qr_text
 
 from .conftest import ISSUER_CODE, PHONE_VIEWPORT, AppServer, Certificates, reasons, seed, settled
+from .page_checks import screen_checks
 
 pytestmark = pytest.mark.browser
 
@@ -294,13 +295,18 @@ def test_fresh_list_offline_green_for_valid_red_for_revoked(
     cached = visit_online_then_go_offline(context, setup)
     valid = offline_verdict(context, setup.certificates.valid_second)
     pinned = valid["page"].evaluate("() => JSON.parse(document.body.dataset.config).trust_anchor")
-    screenshot(valid["page"], "verdict-offline-list-accept")
+    screenshot(valid["page"], "verdict-offline-list-accept", doc_name="verdict-offline-list-accept.png")
     revoked = offline_verdict(context, setup.certificates.revoked)
     screenshot(revoked["page"], "verdict-offline-list-reject")
     revoked_reasons = revoked["page"].text_content("#reasons")
     suspended = offline_verdict(context, setup.certificates.valid)
+    # Green from the list, red from the list: only the accept is green; no overflow; axe clean.
+    checks = {name: screen_checks(found["page"]) for name, found in (("green", valid), ("red", revoked))}
     context.close()
 
+    assert checks["green"]["green"]
+    assert (checks["green"]["axe"], checks["green"]["overflow"]) == ([], {})
+    assert checks["red"] == {"green": [], "axe": [], "overflow": {}}
     iso, clock = as_of(iat)
     x, y = (
         n.to_bytes(32, "big")
@@ -341,11 +347,17 @@ def test_stale_list_offline_amber_with_its_age(browser: Browser, setup: Setup, s
 
     visit_online_then_go_offline(context, setup)
     valid = offline_verdict(context, setup.certificates.valid_second)
-    screenshot(valid["page"], "verdict-offline-list-stale")
+    screenshot(valid["page"], "verdict-offline-list-stale", doc_name="verdict-offline-list-stale.png")
+    stale_zh = screen_checks(valid["page"])
     valid["page"].click("#lang-toggle")
     english = valid["page"].text_content("#panel")
+    stale_en = screen_checks(valid["page"])
     revoked = offline_verdict(context, setup.certificates.revoked)
+    stale_red = screen_checks(revoked["page"])
     context.close()
+
+    # Amber from an expired list and red from it: no green, no overflow, axe clean, in both languages.
+    assert stale_zh == stale_en == stale_red == {"green": [], "axe": [], "overflow": {}}
 
     iso, clock = as_of(iat)
     assert (valid["verdict"], valid["panel"], valid["status_source"], valid["status_as_of"]) == (
@@ -354,6 +366,7 @@ def test_stale_list_offline_amber_with_its_age(browser: Browser, setup: Setup, s
         "stale",
         iso,
     )
+    assert "待确认" in valid["text"]
     assert "签名有效" in valid["text"]
     assert "30 小时前" in valid["text"]
     assert clock in valid["text"]
