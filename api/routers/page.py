@@ -40,6 +40,7 @@ PAGE_PATH = "/c1"
 SHELL_ASSETS = (
     "app.css",
     "app.js",
+    "early-verify.js",
     "cbor.js",
     "digits.js",
     "name-chars.js",

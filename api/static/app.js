@@ -9,6 +9,7 @@
 // data-status-as-of (ISO time): offline, a current signed status list (status.js, fetched and
 // cached after the first verdict when the page pins a trust anchor) turns amber into green or red.
 
+import { takeEarlyVerify } from "./early-verify.js"; // first: it sends POST /v1/verify before the rest runs
 import { envelopeFromQrText } from "./digits.js";
 import { LANGUAGES, t } from "./i18n.js";
 import { VerifyError, claimDates, offlineReasons, toHex, verifyEnvelope } from "./verify.js";
@@ -197,11 +198,13 @@ async function askServer(qr, purpose, holderId) {
   const body = { qr, ...(purpose.hotWork ? { purpose: "hot_work" } : { operation: purpose.operation }) };
   if (holderId) body.holder_id_number = holderId;
   try {
-    const response = await fetchWithTimeout(
-      "/v1/verify",
-      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" },
-      holderId ? HOLDER_TIMEOUT_MS : VERIFY_TIMEOUT_MS,
-    );
+    const json = JSON.stringify(body);
+    const response = await (takeEarlyVerify(json) ||
+      fetchWithTimeout(
+        "/v1/verify",
+        { method: "POST", headers: { "Content-Type": "application/json" }, body: json, cache: "no-store" },
+        holderId ? HOLDER_TIMEOUT_MS : VERIFY_TIMEOUT_MS,
+      ));
     const data = await response.json().catch(() => null);
     if (response.ok && data && data.decision) return { kind: "online", data };
     const code = data && data.error ? data.error.code : null;
