@@ -2,6 +2,7 @@
 // imports this module first, so the request leaves before the other modules are evaluated and before
 // the page is drawn (with a 4x slower phone CPU that is several hundred milliseconds earlier). app.js
 // takes the request over (takeEarlyVerify) when it checks the same card for the same purpose.
+// (Loading it as its own async module script in c1.html gained only ~50 ms more on the emulated phone.)
 
 const TIMEOUT_MS = 15000; // app.js VERIFY_TIMEOUT_MS
 
