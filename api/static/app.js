@@ -193,18 +193,23 @@ async function verifyWithKeys(qr, purpose, keyList) {
   }
 }
 
+let verifySentAt = 0;
+
 /** POST /v1/verify; never rejects: {kind: "online", data} or {kind: "unavailable", why, holderMessage?}. */
 async function askServer(qr, purpose, holderId) {
   const body = { qr, ...(purpose.hotWork ? { purpose: "hot_work" } : { operation: purpose.operation }) };
   if (holderId) body.holder_id_number = holderId;
   try {
     const json = JSON.stringify(body);
-    const response = await (takeEarlyVerify(json) ||
-      fetchWithTimeout(
-        "/v1/verify",
-        { method: "POST", headers: { "Content-Type": "application/json" }, body: json, cache: "no-store" },
-        holderId ? HOLDER_TIMEOUT_MS : VERIFY_TIMEOUT_MS,
-      ));
+    const early = takeEarlyVerify(json);
+    verifySentAt = early ? early.sentAt : performance.now(); // before any await: check() reads it
+    const response = await (early
+      ? early.response
+      : fetchWithTimeout(
+          "/v1/verify",
+          { method: "POST", headers: { "Content-Type": "application/json" }, body: json, cache: "no-store" },
+          holderId ? HOLDER_TIMEOUT_MS : VERIFY_TIMEOUT_MS,
+        ));
     const data = await response.json().catch(() => null);
     if (response.ok && data && data.decision) return { kind: "online", data };
     const code = data && data.error ? data.error.code : null;
@@ -262,7 +267,9 @@ async function check(qr, { scanned = false, holderId = null } = {}) {
     if (current()) afterVerdict(scanned);
     return;
   }
-  await Promise.race([online, new Promise((resolve) => setTimeout(resolve, VERIFY_AMBER_MS))]);
+  // VERIFY_AMBER_MS from when the request left (early-verify.js may have sent it before check() ran).
+  const amberIn = Math.max(0, VERIFY_AMBER_MS - (performance.now() - verifySentAt));
+  await Promise.race([online, new Promise((resolve) => setTimeout(resolve, amberIn))]);
   if (!current()) return;
   if (!(answer && answer.kind === "online")) {
     await localDone;

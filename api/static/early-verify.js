@@ -26,13 +26,13 @@ if (location.hash.length > 1 && typeof fetch === "function") {
     () => clearTimeout(timer),
   );
   response.catch(() => null);
-  early = { body, response };
+  early = { body, response, sentAt: performance.now() };
 }
 
-/** The request already sent for exactly this body (once), else null. */
+/** The request already sent for exactly this body (once): {response, sentAt (performance.now())}, else null. */
 export function takeEarlyVerify(body) {
   if (!early || early.body !== body) return null;
-  const { response } = early;
+  const taken = early;
   early = null;
-  return response;
+  return taken;
 }
