@@ -9,6 +9,7 @@
 // data-status-as-of (ISO time): offline, a current signed status list (status.js, fetched and
 // cached after the first verdict when the page pins a trust anchor) turns amber into green or red.
 
+import { takeEarlyVerify } from "./early-verify.js"; // first: it sends POST /v1/verify before the rest runs
 import { envelopeFromQrText } from "./digits.js";
 import { LANGUAGES, t } from "./i18n.js";
 import { VerifyError, claimDates, offlineReasons, toHex, verifyEnvelope } from "./verify.js";
@@ -21,7 +22,11 @@ const hotWorkCategory = config.hot_work_category ?? 2;
 const KEY_STORE = "certseal.keys";
 const LANG_STORE = "certseal.lang";
 const KEYS_TIMEOUT_MS = 4000;
-const VERIFY_TIMEOUT_MS = 8000;
+// A /v1/verify that has not answered after VERIFY_AMBER_MS gets the phone's own (amber) verdict, which the
+// server's verdict still replaces until VERIFY_TIMEOUT_MS; a holder check waits HOLDER_TIMEOUT_MS.
+const VERIFY_AMBER_MS = 3000;
+const VERIFY_TIMEOUT_MS = 15000;
+const HOLDER_TIMEOUT_MS = 8000;
 const LIST_REFRESH_MS = 5 * 60 * 1000;
 const ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const ID_CHECK = "10X98765432";
@@ -76,20 +81,36 @@ async function fetchWithTimeout(url, init, ms) {
   }
 }
 
-/** The key list (GET /v1/keys, cached by the service worker), else the copy kept from the last visit. */
-async function loadKeys() {
+/** GET /v1/keys (the service worker answers from its cache at once and revalidates), saved for later visits. */
+async function fetchKeys() {
+  const response = await fetchWithTimeout("/v1/keys", { headers: { Accept: "application/json" } }, KEYS_TIMEOUT_MS);
+  if (!response.ok) throw new Error(`key list: HTTP ${response.status}`);
+  const body = await response.json();
+  const keys = body.keys.map(({ kid, alg, state: keyState, issuer, jwk }) => ({ kid, alg, state: keyState, issuer, jwk }));
+  const list = { keys, date: body.generated_at };
+  storage.set(KEY_STORE, JSON.stringify(list));
+  return list;
+}
+
+function savedKeys() {
   try {
-    const response = await fetchWithTimeout("/v1/keys", { headers: { Accept: "application/json" } }, KEYS_TIMEOUT_MS);
-    if (!response.ok) throw new Error(`key list: HTTP ${response.status}`);
-    const body = await response.json();
-    const keys = body.keys.map(({ kid, alg, state: keyState, issuer, jwk }) => ({ kid, alg, state: keyState, issuer, jwk }));
-    const list = { keys, date: body.generated_at };
-    storage.set(KEY_STORE, JSON.stringify(list));
-    return list;
+    return JSON.parse(storage.get(KEY_STORE) || "null");
   } catch {
-    const saved = storage.get(KEY_STORE);
-    return saved ? JSON.parse(saved) : null;
+    return null;
   }
+}
+
+/**
+ * The key list without waiting on the network when there is a copy: {list, fresh}. ``list`` is the copy
+ * kept from the last visit, else GET /v1/keys (null if neither); ``fresh`` is the network's list still
+ * coming (a promise, or null when ``list`` already is it), for a key the copy does not know.
+ */
+async function loadKeys() {
+  const fresh = fetchKeys();
+  fresh.catch(() => null);
+  const saved = savedKeys();
+  if (saved) return { list: saved, fresh };
+  return { list: await fresh.catch(() => null), fresh: null };
 }
 
 function currentPurpose() {
@@ -140,7 +161,16 @@ function certFromServer(c) {
 
 /** The phone's own verdict: format, signature with the cached key list, and what it can judge offline. */
 async function verifyLocally(qr, purpose) {
-  const keyList = await loadKeys();
+  const { list, fresh } = await loadKeys();
+  const first = await verifyWithKeys(qr, purpose, list);
+  const unknownKey = first.verdict === "error" ? first.errorKey === "error.noKeys" : first.reasons.includes("unknown_key");
+  if (!fresh || !unknownKey) return first;
+  // A key newer than the saved copy: the network's list decides, if it comes.
+  const newer = await fresh.catch(() => null);
+  return newer ? verifyWithKeys(qr, purpose, newer) : first;
+}
+
+async function verifyWithKeys(qr, purpose, keyList) {
   const keyDate = keyList ? keyList.date : null;
   try {
     const lookup = (kid) => {
@@ -166,17 +196,23 @@ async function verifyLocally(qr, purpose) {
 
 /** A 4xx answer to the QR itself (e.g. 422, an over-long fragment): the code is malformed, the server is fine. */
 const MALFORMED_STATUS = (status) => status >= 400 && status < 500 && status !== 408 && status !== 429;
+let verifySentAt = 0;
 
 /** POST /v1/verify; never rejects: {kind: "online", data} or {kind: "unavailable", why, holderMessage?}. */
 async function askServer(qr, purpose, holderId) {
   const body = { qr, ...(purpose.hotWork ? { purpose: "hot_work" } : { operation: purpose.operation }) };
   if (holderId) body.holder_id_number = holderId;
   try {
-    const response = await fetchWithTimeout(
-      "/v1/verify",
-      { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" },
-      VERIFY_TIMEOUT_MS,
-    );
+    const json = JSON.stringify(body);
+    const early = takeEarlyVerify(json);
+    verifySentAt = early ? early.sentAt : performance.now(); // before any await: check() reads it
+    const response = await (early
+      ? early.response
+      : fetchWithTimeout(
+          "/v1/verify",
+          { method: "POST", headers: { "Content-Type": "application/json" }, body: json, cache: "no-store" },
+          holderId ? HOLDER_TIMEOUT_MS : VERIFY_TIMEOUT_MS,
+        ));
     const data = await response.json().catch(() => null);
     if (response.ok && data && data.decision) return { kind: "online", data };
     const code = data && data.error ? data.error.code : null;
@@ -191,38 +227,95 @@ async function askServer(qr, purpose, holderId) {
 
 // --- the check ---
 
+// Timing: the server is asked and the phone verifies at once, in parallel. The server's verdict is shown
+// as soon as it comes, whatever the phone's key list is doing (a hanging GET /v1/keys never holds it up).
+// The phone's verdict is shown as "local" while the server is asked; if the server cannot answer, or has
+// not answered after VERIFY_AMBER_MS, it settles as the offline verdict (amber, why = "timing_slow" while
+// still waiting), and the server's verdict replaces it if it comes within VERIFY_TIMEOUT_MS.
+// Marks: certseal-signature-verdict (the phone's own), certseal-local-verdict (shown as interim),
+// certseal-verdict (the first settled verdict), certseal-amber (settled before the server answered),
+// certseal-online-verdict (the server's verdict shown).
 async function check(qr, { scanned = false, holderId = null } = {}) {
   const run = ++state.run;
+  const current = () => run === state.run;
   const purpose = currentPurpose();
   const previous = state.model;
   state.qr = qr;
   if (!holderId) state.holderMessage = null;
   let answer = null;
+  let local = null;
   const online = askServer(qr, purpose, holderId).then((reply) => (answer = reply));
   if (!holderId) show({ stage: "pending" });
-  const local = await verifyLocally(qr, purpose);
-  if (run !== state.run) return;
-  performance.mark("certseal-signature-verdict");
-  if (!answer && !holderId) {
-    show({ stage: "local", ...local });
-    performance.mark("certseal-local-verdict");
+  const localDone = verifyLocally(qr, purpose).then((result) => {
+    local = result;
+    if (!current()) return;
+    performance.mark("certseal-signature-verdict");
+    if (!answer && !holderId) {
+      show({ stage: "local", ...local });
+      performance.mark("certseal-local-verdict");
+    }
+  });
+  if (holderId) {
+    await online;
+    if (!current()) return;
+    if (answer.kind === "online") {
+      settleOnline(answer.data, local || previous, holderId);
+    } else if (previous.stage === "settled") {
+      state.holderMessage = answer.holderMessage || (answer.why === "offline" ? "holder.needsNetwork" : "error.server");
+      show(previous);
+    } else {
+      await localDone;
+      if (!current()) return;
+      show(await judgeOffline(qr, purpose, { ...local, stage: "settled", source: "offline", why: answer.why, statusSource: "none" }));
+    }
+    if (current()) afterVerdict(scanned);
+    return;
   }
+  // VERIFY_AMBER_MS from when the request left (early-verify.js may have sent it before check() ran).
+  const amberIn = Math.max(0, VERIFY_AMBER_MS - (performance.now() - verifySentAt));
+  await Promise.race([online, new Promise((resolve) => setTimeout(resolve, amberIn))]);
+  if (!current()) return;
+  if (!(answer && answer.kind === "online")) {
+    await localDone;
+    if (!current()) return;
+  }
+  if (!(answer && answer.kind === "online")) {
+    const why = answer ? answer.why : "timing_slow";
+    const model = await judgeOffline(qr, purpose, { ...local, stage: "settled", source: "offline", why, statusSource: "none" });
+    if (!current()) return;
+    if (!(answer && answer.kind === "online")) {
+      show(model);
+      if (!answer) performance.mark("certseal-amber");
+    }
+  }
+  if (answer && answer.kind === "online") settleOnline(answer.data, local, null);
+  afterVerdict(scanned);
+  if (answer) return;
+  // Amber while the server is still being asked: its verdict replaces it if it comes in time.
+  const amber = state.model;
   await online;
-  if (run !== state.run) return;
+  if (!current()) return;
   if (answer.kind === "online") {
-    settleOnline(answer.data, local, holderId);
-  } else if (holderId && previous.stage === "settled") {
-    state.holderMessage = answer.holderMessage || (answer.why === "offline" ? "holder.needsNetwork" : "error.server");
-    show(previous);
+    settleOnline(answer.data, local, null);
+    if (scanned && state.model.verdict !== amber.verdict) feedback(state.model.verdict);
   } else {
-    const model = await judgeOffline(qr, purpose, { ...local, stage: "settled", source: "offline", why: answer.why, statusSource: "none" });
-    if (run !== state.run) return;
-    show(model);
+    show({ ...amber, why: answer.why });
   }
+}
+
+/** After the first settled verdict of a check: feedback, then the background work that must never delay it. */
+function afterVerdict(scanned) {
   performance.mark("certseal-verdict");
-  if (scanned) import("./scanner.js").then((scanner) => scanner.feedback(state.model.verdict, state.audio));
+  if (scanned) feedback(state.model.verdict);
   registerServiceWorker();
   refreshStatusLists();
+  cacheDecoder();
+}
+
+function feedback(verdict) {
+  import("./scanner.js")
+    .then((scanner) => scanner.feedback(verdict, state.audio))
+    .catch(() => {});
 }
 
 /** The offline verdict with the cached trust list and status lists (status.js), else the signature-only one. */
@@ -270,6 +363,7 @@ function refreshStatusLists() {
 }
 
 function settleOnline(data, local, holderId) {
+  performance.mark("certseal-online-verdict");
   const reasons = data.reasons || [];
   if (holderId) {
     const checked = (data.checks || []).includes("holder");
@@ -280,8 +374,8 @@ function settleOnline(data, local, holderId) {
     source: "online",
     verdict: data.decision === "accept" ? "accept" : "reject",
     reasons,
-    cert: data.certificate ? certFromServer(data.certificate) : local.cert,
-    keyDate: local.keyDate,
+    cert: data.certificate ? certFromServer(data.certificate) : local ? local.cert : null,
+    keyDate: local ? local.keyDate : null,
     statusSource: "online",
     statusAsOf: Number.isNaN(Date.parse(data.checked_at || "")) ? new Date().toISOString() : new Date(data.checked_at).toISOString(),
   });
@@ -612,30 +706,68 @@ async function openScanner() {
   if (!state.audio && (window.AudioContext || window.webkitAudioContext)) {
     state.audio = new (window.AudioContext || window.webkitAudioContext)();
   }
-  const session = { cancelled: false, camera: null, torch: false };
+  // #scanner data-state: starting | loading (decoder download, data-progress = percent) | scanning | failed
+  const session = { cancelled: false, camera: null, torch: false, decoder: null };
   state.scanner = session;
-  $("scanner").hidden = false;
-  $("scanner-status").textContent = tr("scan.loading");
+  const overlay = $("scanner");
+  const status = $("scanner-status");
+  overlay.hidden = false;
+  overlay.dataset.state = "starting";
+  delete overlay.dataset.progress;
+  status.textContent = tr("scan.loading");
   renderTorch();
+  const showProgress = () => {
+    if (session.cancelled || !session.camera || !session.decoder) return;
+    const percent = Math.min(99, Math.floor((100 * session.decoder.loaded) / session.decoder.total));
+    overlay.dataset.state = "loading";
+    overlay.dataset.progress = String(percent);
+    status.textContent = tr("scanner_loading", { percent });
+  };
   try {
     const scanner = await import("./scanner.js");
+    // The decoder loads (or BarcodeDetector starts) while the camera opens.
+    const detector = scanner.prepareDetector($("scanner-canvas"), (progress) => {
+      session.decoder = progress;
+      showProgress();
+    });
+    detector.then(() => (session.decoder = null)).catch(() => {});
     session.camera = await scanner.openCamera($("scanner-video"));
     if (session.cancelled) {
       session.camera.stop();
       return;
     }
-    $("scanner-status").textContent = tr("scan.hint");
     renderTorch();
-    const text = await scanner.scanUntilFound($("scanner-video"), $("scanner-canvas"), () => session.cancelled);
+    showProgress();
+    await detector;
+    if (session.cancelled) return;
+    overlay.dataset.state = "scanning";
+    delete overlay.dataset.progress;
+    status.textContent = tr("scan.hint");
+    const text = await scanner.scanUntilFound($("scanner-video"), detector, () => session.cancelled);
     if (text === null) return;
     closeScanner();
     handleScanned(text);
   } catch (error) {
+    // Any failure: the camera goes off (every track) and the page says how to scan without it.
+    if (session.camera) session.camera.stop();
+    session.camera = null;
     if (!session.cancelled) {
-      const camera = error && /^(NotAllowed|NotFound|NotReadable|Overconstrained|Security)Error$/.test(error.name);
-      $("scanner-status").textContent = camera ? tr("scan.noCamera", { error: error.name }) : tr("scan.decoderFailed");
+      overlay.dataset.state = "failed";
+      delete overlay.dataset.progress;
+      status.textContent = tr("scanner_failure", { cause: tr(scannerFailureCause(error)) });
+      renderTorch();
     }
   }
+}
+
+/** The i18n key of a scanner failure's cause, in plain words (never the exception's name). */
+function scannerFailureCause(error) {
+  const name = error && error.name;
+  if (name === "NotAllowedError" || name === "SecurityError") return "scanner_noPermission";
+  if (name === "NotFoundError" || name === "OverconstrainedError" || name === "NotSupportedError") return "scanner_noCamera";
+  if (name === "NotReadableError" || name === "AbortError") return "scanner_cameraBusy";
+  if (name === "DecoderUnavailable") return "scanner_decoderFailed";
+  return "scanner_failed";
 }
 
 function closeScanner() {
@@ -670,6 +802,35 @@ function registerServiceWorker() {
   if (serviceWorkerRequested || !("serviceWorker" in navigator)) return;
   serviceWorkerRequested = true;
   navigator.serviceWorker.register("/sw.js", { scope: "/c1" }).catch(() => {});
+}
+
+let decoderRequested = false;
+
+/**
+ * Once per load, after a verdict: ask the service worker to keep the scanner's decoder (sw.js), so a first
+ * scan works offline. It downloads only what its cache lacks; a failure is retried at the next load or
+ * when the phone comes back online. Marks certseal-decoder-cached or certseal-decoder-failed.
+ */
+function cacheDecoder() {
+  if (decoderRequested || !("serviceWorker" in navigator)) return;
+  decoderRequested = true;
+  navigator.serviceWorker.ready
+    .then(
+      (registration) =>
+        new Promise((resolve, reject) => {
+          const channel = new MessageChannel();
+          channel.port1.onmessage = (event) => (event.data && event.data.ok ? resolve() : reject(new Error("decoder not cached")));
+          registration.active.postMessage({ type: "cache-decoder" }, [channel.port2]);
+        }),
+    )
+    .then(
+      () => performance.mark("certseal-decoder-cached"),
+      () => {
+        performance.mark("certseal-decoder-failed");
+        decoderRequested = false;
+        window.addEventListener("online", cacheDecoder, { once: true });
+      },
+    );
 }
 
 function pageQrText() {
@@ -725,7 +886,10 @@ function start() {
   if (location.hash.length > 1) {
     check(pageQrText());
   } else {
-    setTimeout(registerServiceWorker, 1000);
+    setTimeout(() => {
+      registerServiceWorker();
+      cacheDecoder();
+    }, 1000);
   }
 }
 

@@ -109,3 +109,82 @@ def test_scanner_warns_about_an_unofficial_origin(
     assert page.eval_on_selector_all("#reasons li", "items => items.map((item) => item.dataset.reason)") == ["revoked"]
     assert page.evaluate("() => location.hash") == ""
     screenshot(page, "scan-phishing-warning")
+
+
+# Every stream the page opens, so a test can see that all its tracks were stopped.
+RECORD_STREAMS = """(() => {
+  window.__streams = [];
+  const devices = navigator.mediaDevices;
+  if (!devices) return;
+  const open = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = async (constraints) => {
+    const stream = await open(constraints);
+    window.__streams.push(stream);
+    return stream;
+  };
+})();"""
+NO_CAMERA = """(() => {
+  navigator.mediaDevices.getUserMedia = async () => {
+    throw new DOMException("Requested device not found", "NotFoundError");
+  };
+})();"""
+FAILED = "() => document.querySelector('#scanner').dataset.state === 'failed'"
+TRACKS = "() => window.__streams.flatMap((stream) => stream.getTracks().map((track) => track.readyState))"
+
+
+def test_decoder_failure_stops_the_camera_and_offers_the_way_out(
+    launch: Callable[..., Browser],
+    app_server: AppServer,
+    certificates: Certificates,
+    tmp_path: Path,
+    screenshot: Callable[..., Path],
+):
+    """Camera on, decoder unavailable: every track stops and the page names the phone camera and WeChat instead."""
+    browser = camera_browser(launch, qr_video(certificates.valid, tmp_path / "valid.y4m"))
+    context = phone_context(browser)
+    context.grant_permissions(["camera"], origin=app_server.base_url)
+    context.add_init_script(RECORD_STREAMS)
+    context.route("**/zxing_reader.wasm", lambda route: route.abort())
+    page = context.new_page()
+    page.goto(f"{app_server.base_url}/c1")
+
+    page.click("#scan-next")
+    page.wait_for_function(FAILED, timeout=30_000)
+    status = page.text_content("#scanner-status") or ""
+    tracks = page.evaluate(TRACKS)
+    video_detached = page.evaluate("() => document.querySelector('#scanner-video').srcObject === null")
+    screenshot(page, "scan-decoder-failed")
+
+    assert tracks
+    assert set(tracks) == {"ended"}
+    assert video_detached
+    assert "扫描组件没有下载成功" in status
+    assert "微信“扫一扫”" in status
+    assert "手机相机" in status
+    assert "Error" not in status
+    assert page.is_visible("#scanner-close")
+
+
+@pytest.mark.parametrize(
+    ("locale", "words", "way_out"),
+    [("zh-CN", "这部手机上没有可用的摄像头", "微信“扫一扫”"), ("en", "No camera is available", "WeChat")],
+)
+def test_no_camera_is_said_in_plain_words(
+    browser: Browser, app_server: AppServer, locale: str, words: str, way_out: str, screenshot: Callable[..., Path]
+):
+    """getUserMedia's NotFoundError becomes plain words and the way out, never the exception's name."""
+    context = phone_context(browser, locale=locale)
+    context.add_init_script(NO_CAMERA)
+    page = context.new_page()
+    page.goto(f"{app_server.base_url}/c1")
+
+    page.click("#scan-next")
+    page.wait_for_function(FAILED, timeout=30_000)
+    status = page.text_content("#scanner-status") or ""
+    screenshot(page, f"scan-no-camera-{locale}")
+    context.close()
+
+    assert words in status
+    assert way_out in status
+    assert "NotFound" not in status
+    assert "Error" not in status
