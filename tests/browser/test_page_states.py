@@ -508,16 +508,15 @@ def test_language_button_name_is_its_text_and_scanner_is_a_dialog(phone: Page, c
 
 
 def test_camera_errors_have_plain_words_in_both_languages(phone: Page, app_server: AppServer):
-    """Each camera error the scanner can meet has a plain sentence (and a way out) in Chinese and English."""
+    """Each scanner failure cause has a plain sentence, and the way out names WeChat, in Chinese and English."""
     phone.goto(f"{app_server.base_url}/c1")
     strings = phone.evaluate("async () => (await import('/static/i18n.js')).STRINGS")
-    names = ["NotAllowedError", "NotFoundError", "NotReadableError", "OverconstrainedError", "SecurityError", "other"]
+    causes = ["noPermission", "noCamera", "cameraBusy", "decoderFailed", "failed"]
 
     for lang in ("zh", "en"):
-        for name in names:
-            text = strings[lang][f"camera.{name}"]
-            assert "Error" not in text
-            assert "微信" in text or "WeChat" in text
+        for cause in causes:
+            assert "Error" not in strings[lang][f"scanner_{cause}"]
+        assert "微信" in strings[lang]["scanner_failure"]
 
 
 def test_page_config_has_no_amber_advice_unless_set(app_server: AppServer):
