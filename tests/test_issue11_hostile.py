@@ -201,7 +201,6 @@ def test_service_refuses_to_sign_past_the_last_sequence(app_client, issuer, admi
 # --- the offline CLI ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
 @pytest.mark.parametrize("option", ["--trust-list", "--status-list"])
 def test_offline_verify_reads_an_endless_file_only_up_to_the_limit(
     tmp_path: Path, run_cli: Callable[..., tuple[int, str, str]], trust_world: TrustWorld, option: str
