@@ -16,13 +16,15 @@ from typing import Any, Protocol
 import cbor2
 
 from . import _algorithms, _cbor
-from .errors import BadSignature, Malformed, UnknownKey
+from .errors import BadSignature, Malformed, UnknownKey, WrongType
 from .keys import SigningKey, TrustedKey
 
 COSE_SIGN1_TAG = 18
 CWT_TAG = 61
 HEADER_ALG = 1
 HEADER_KID = 4
+HEADER_TYP = 16  # RFC 9596: the content type of the whole message
+_TYPED_HEADER = (HEADER_ALG, HEADER_KID, HEADER_TYP)
 
 
 class KeyLookup(Protocol):
@@ -157,3 +159,59 @@ def sign(payload: bytes, key: SigningKey) -> bytes:
     protected_bytes = _cbor.dumps({HEADER_ALG: key.alg, HEADER_KID: key.kid})
     signature = key.sign(sig_structure(protected_bytes, b"", payload))
     return _cbor.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected_bytes, {}, payload, signature]))
+
+
+@dataclass(frozen=True)
+class TypedSign1:
+    """A strictly decoded, still unverified COSE_Sign1 whose protected header is exactly ``{1, 4, 16}``."""
+
+    protected: bytes
+    alg: object
+    kid: object
+    payload: bytes
+    signature: bytes
+
+    def signed_bytes(self) -> bytes:
+        """The Sig_structure the signature covers (no external AAD)."""
+        return sig_structure(self.protected, b"", self.payload)
+
+
+def sign_typed(payload: bytes, key: SigningKey, typ: str) -> bytes:
+    """A tagged COSE_Sign1 with the protected header ``{1: alg, 4: kid, 16: typ}`` and an empty unprotected one."""
+    protected = _cbor.dumps({HEADER_ALG: key.alg, HEADER_KID: key.kid, HEADER_TYP: typ})
+    signature = key.sign(sig_structure(protected, b"", payload))
+    return _cbor.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+
+
+def decode_typed(data: bytes, *, typ: str, what: str, max_bytes: int) -> TypedSign1:
+    """Decode a tagged COSE_Sign1 of type ``typ`` under certseal's strict rules (``what`` names it in errors).
+
+    Deterministic CBOR of at most ``max_bytes``, tag 18 (never 61), four elements, an empty unprotected
+    header and a protected header of exactly alg, kid and typ: else :class:`Malformed`. Another ``typ``
+    is :class:`WrongType`, so a certificate, a status list and a trust list never pass for one another.
+    """
+    value = _cbor.loads_strict(bytes(data), max_bytes=max_bytes)
+    if not isinstance(value, cbor2.CBORTag) or value.tag != COSE_SIGN1_TAG:
+        raise Malformed(f"{what} is a COSE_Sign1 tagged 18 (and not 61)")
+    message = value.value
+    if not (isinstance(message, list) and len(message) == 4):
+        raise Malformed("COSE_Sign1 is not a 4-element array")
+    protected, unprotected, payload, signature = message
+    if not (type(protected) is bytes and type(payload) is bytes and type(signature) is bytes):
+        raise Malformed("COSE_Sign1 element types")
+    if type(unprotected) is not dict or unprotected:
+        raise Malformed(f"{what} has an empty unprotected header")
+    header = _cbor.loads_strict(protected)
+    if not isinstance(header, dict) or not all(type(label) is int for label in header):
+        raise Malformed("protected header is not a map of integer labels")
+    if header.get(HEADER_TYP) != typ:
+        raise WrongType(f"typ {header.get(HEADER_TYP)!r} is not {typ}")
+    if tuple(header) != _TYPED_HEADER:
+        raise Malformed("protected header must be exactly alg, kid and typ")
+    return TypedSign1(protected, header[HEADER_ALG], header[HEADER_KID], payload, signature)
+
+
+def require_low_s(signature: bytes) -> None:
+    """Refuse the high-S twin of an ES256 signature (certseal signs only the low-S form): :class:`Malformed`."""
+    if not _algorithms.ES256_ALG.is_low_s(signature):
+        raise Malformed("ES256 signature with a high s: certseal signs only the low-S form")

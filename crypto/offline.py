@@ -40,7 +40,6 @@ from .keys import TrustedKey
 from .policy import CLOCK_SKEW, AllOf, Check, KeySigningWindow, ValidityPeriod
 from .qrtext import envelope_from_qr_text
 from .statuslist import (
-    HEADER_TYP,
     MAX_TOKEN_BYTES,
     TYP_STATUS_LIST,
     Status,
@@ -244,7 +243,7 @@ def _peek(data: bytes) -> tuple[bytes, str] | None:
         return None
     kid = message.protected.get(cose.HEADER_KID)
     sub = claims.get(_CLAIM_SUB) if isinstance(claims, dict) else None
-    if message.protected.get(HEADER_TYP) != TYP_STATUS_LIST or type(kid) is not bytes or type(sub) is not str:
+    if message.protected.get(cose.HEADER_TYP) != TYP_STATUS_LIST or type(kid) is not bytes or type(sub) is not str:
         return None
     return kid, sub
 

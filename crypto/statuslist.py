@@ -19,8 +19,6 @@ from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
-import cbor2
-
 from . import _algorithms, _cbor, cose
 from .errors import (
     InvalidInput,
@@ -33,7 +31,6 @@ from .errors import (
     StatusListTooLarge,
     UnknownKey,
     UnsupportedAlgorithm,
-    WrongType,
 )
 from .keys import SigningKey, TrustedKey
 
@@ -47,14 +44,12 @@ LIST_INDEX_MASK = LIST_SIZE - 1
 ZLIB_LEVEL = 9
 
 TYP_STATUS_LIST = "application/statuslist+cwt"
-HEADER_TYP = 16
 CLAIM_SUB = 2
 CLAIM_EXP = 4
 CLAIM_IAT = 6
 CLAIM_STATUS_LIST = 65533
 CLAIM_TTL = 65534
 _CLAIM_ORDER = (CLAIM_SUB, CLAIM_EXP, CLAIM_IAT, CLAIM_STATUS_LIST, CLAIM_TTL)  # deterministic order
-_HEADER_ORDER = (cose.HEADER_ALG, cose.HEADER_KID, HEADER_TYP)
 
 DEFAULT_TTL = timedelta(minutes=10)
 DEFAULT_LIFETIME = timedelta(hours=24)
@@ -270,10 +265,7 @@ def sign_status_list(
         CLAIM_STATUS_LIST: status_list.to_cbor(),
         CLAIM_TTL: ttl_seconds,
     }
-    payload = _cbor.dumps(claims)
-    protected = _cbor.dumps({cose.HEADER_ALG: key.alg, cose.HEADER_KID: key.kid, HEADER_TYP: TYP_STATUS_LIST})
-    signature = key.sign(cose.sig_structure(protected, b"", payload))
-    return _cbor.dumps(cbor2.CBORTag(cose.COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+    return cose.sign_typed(_cbor.dumps(claims), key, TYP_STATUS_LIST)
 
 
 def verify_status_list_token(
@@ -294,33 +286,15 @@ def verify_status_list_token(
     reads :meth:`StatusListToken.is_expired` and says how stale the list is).
     """
     _aware(now)
-    value = _cbor.loads_strict(bytes(data), max_bytes=MAX_TOKEN_BYTES)
-    if not isinstance(value, cbor2.CBORTag) or value.tag != cose.COSE_SIGN1_TAG:
-        raise Malformed("a status list token is a COSE_Sign1 tagged 18 (and not 61)")
-    message = value.value
-    if not (isinstance(message, list) and len(message) == 4):
-        raise Malformed("COSE_Sign1 is not a 4-element array")
-    protected_bytes, unprotected, payload, signature = message
-    if not (type(protected_bytes) is bytes and type(payload) is bytes and type(signature) is bytes):
-        raise Malformed("COSE_Sign1 element types")
-    if type(unprotected) is not dict or unprotected:
-        raise Malformed("a status list token has an empty unprotected header")
-    header = _cbor.loads_strict(protected_bytes)
-    if not isinstance(header, dict) or not all(type(label) is int for label in header):
-        raise Malformed("protected header is not a map of integer labels")
-    if header.get(HEADER_TYP) != TYP_STATUS_LIST:
-        raise WrongType(f"typ {header.get(HEADER_TYP)!r} is not {TYP_STATUS_LIST}")
-    if tuple(header) != _HEADER_ORDER:
-        raise Malformed("protected header must be exactly alg, kid and typ")
-    alg, kid = header[cose.HEADER_ALG], header[cose.HEADER_KID]
+    message = cose.decode_typed(data, typ=TYP_STATUS_LIST, what="a status list token", max_bytes=MAX_TOKEN_BYTES)
+    kid = message.kid
     if type(kid) is not bytes or kid != trusted_key.kid:
         raise UnknownKey("the token's kid is not the status list key's")
-    if alg != _algorithms.ES256:
-        raise UnsupportedAlgorithm(f"status lists are signed with ES256, not {alg!r}")
-    cose.verify_parts(alg, kid, signature, cose.sig_structure(protected_bytes, b"", payload), _OneKey(trusted_key))
-    if not _algorithms.ES256_ALG.is_low_s(signature):
-        raise Malformed("ES256 signature with a high s: certseal signs only the low-S form")
-    token = _decode_claims(payload, kid)
+    if message.alg != _algorithms.ES256:
+        raise UnsupportedAlgorithm(f"status lists are signed with ES256, not {message.alg!r}")
+    cose.verify_parts(message.alg, kid, message.signature, message.signed_bytes(), _OneKey(trusted_key))
+    cose.require_low_s(message.signature)
+    token = _decode_claims(message.payload, kid)
     if token.uri != expected_uri:
         raise StatusListSubjectMismatch(f"sub {token.uri!r} is not {expected_uri!r}")
     if token.is_expired(now) and not allow_expired:

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -30,18 +29,15 @@ from .errors import (
     PolicyError,
     TrustListExpired,
     UnknownKey,
-    WrongType,
 )
 from .keys import ISSUER_PATTERN, KID_BYTES, SigningKey, key_id, load_public_key, public_key_pem
 
 TYP_TRUST_LIST = "application/vnd.certseal.trust-list+cbor"
-HEADER_TYP = 16
 MAX_TRUST_LIST_BYTES = 1024 * 1024
 """Verifiers refuse a trust list larger than 1 MiB before parsing it."""
 MAX_TIMESTAMP = 2**32 - 1
 MAX_SEQUENCE = 2**63 - 1
 """The highest sequence number: a signed 64-bit integer, what a database column holds."""
-_HEADER_ORDER = (cose.HEADER_ALG, cose.HEADER_KID, HEADER_TYP)
 _CLAIM_KEYS = ("exp", "iat", "seq", "issuers")  # RFC 8949 §4.2.1 order: shorter keys first
 _ISSUER_KEYS = ("code", "keys", "name", "region", "operations", "status_base")
 _KEY_KEYS = ("key", "kid", "use", "state", "not_after", "not_before", "verify_until")
@@ -334,10 +330,7 @@ def sign_trust_list(
         "exp": _seconds(exp),
         "issuers": [_issuer_cbor(issuer) for issuer in content.issuers],
     }
-    payload = _cbor.dumps(claims)
-    protected = _cbor.dumps({cose.HEADER_ALG: anchor.alg, cose.HEADER_KID: anchor.kid, HEADER_TYP: TYP_TRUST_LIST})
-    signature = anchor.sign(cose.sig_structure(protected, b"", payload))
-    return _cbor.dumps(cbor2.CBORTag(cose.COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+    return cose.sign_typed(_cbor.dumps(claims), anchor, TYP_TRUST_LIST)
 
 
 def verify_trust_list(data: bytes, anchor: PublicKey, *, now: datetime, allow_expired: bool = False) -> TrustList:
@@ -352,32 +345,15 @@ def verify_trust_list(data: bytes, anchor: PublicKey, *, now: datetime, allow_ex
     _aware(now)
     if not (isinstance(anchor, ec.EllipticCurvePublicKey) and isinstance(anchor.curve, ec.SECP256R1)):
         raise InvalidInput("the trust anchor is an ES256 (P-256) public key")
-    value = _cbor.loads_strict(bytes(data), max_bytes=MAX_TRUST_LIST_BYTES)
-    if not isinstance(value, cbor2.CBORTag) or value.tag != cose.COSE_SIGN1_TAG:
-        raise Malformed("a trust list is a COSE_Sign1 tagged 18")
-    message = value.value
-    if not (isinstance(message, list) and len(message) == 4):
-        raise Malformed("COSE_Sign1 is not a 4-element array")
-    protected_bytes, unprotected, payload, signature = message
-    if not (type(protected_bytes) is bytes and type(payload) is bytes and type(signature) is bytes):
-        raise Malformed("COSE_Sign1 element types")
-    if type(unprotected) is not dict or unprotected:
-        raise Malformed("a trust list has an empty unprotected header")
-    header = _cbor.loads_strict(protected_bytes)
-    if not isinstance(header, dict) or not all(type(label) is int for label in header):
-        raise Malformed("protected header is not a map of integer labels")
-    if header.get(HEADER_TYP) != TYP_TRUST_LIST:
-        raise WrongType(f"typ {header.get(HEADER_TYP)!r} is not {TYP_TRUST_LIST}")
-    if tuple(header) != _HEADER_ORDER or header[cose.HEADER_ALG] != _algorithms.ES256:
+    message = cose.decode_typed(data, typ=TYP_TRUST_LIST, what="a trust list", max_bytes=MAX_TRUST_LIST_BYTES)
+    if message.alg != _algorithms.ES256:
         raise Malformed("protected header must be exactly {1: -7, 4: kid, 16: typ}")
-    kid = header[cose.HEADER_KID]
     anchor_kid = key_id(anchor)
-    if type(kid) is not bytes or kid != anchor_kid:
+    if type(message.kid) is not bytes or message.kid != anchor_kid:
         raise UnknownKey("the trust list's kid is not the trust anchor's")
-    _algorithms.ES256_ALG.verify(anchor, signature, cose.sig_structure(protected_bytes, b"", payload))
-    if not _algorithms.ES256_ALG.is_low_s(signature):
-        raise Malformed("ES256 signature with a high s: certseal signs only the low-S form")
-    trust_list = _decode_claims(payload, anchor_kid)
+    _algorithms.ES256_ALG.verify(anchor, message.signature, message.signed_bytes())
+    cose.require_low_s(message.signature)
+    trust_list = _decode_claims(message.payload, anchor_kid)
     if trust_list.is_expired(now) and not allow_expired:
         raise TrustListExpired(f"exp {trust_list.exp.isoformat()} is not after {now.isoformat()}")
     return trust_list
