@@ -373,10 +373,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             _read_file(str(path), "--status-list", limit=crypto.statuslist.MAX_TOKEN_BYTES)
             for path in _status_list_files(args.status_list)
         ]
-        try:
-            trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
-        except VerificationError as error:
-            print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+        trust_list = _given_trust_list(args, now)
+        if trust_list is None:
             return EXIT_REJECT
         verdict = trust_list_verdict(
             qr_text,
@@ -463,6 +461,15 @@ def _trust_list_rejected(error: VerificationError, now: datetime) -> dict[str, A
         "checked_at": now.isoformat(),
         "message": f"trust list: {error.detail or error}",
     }
+
+
+def _given_trust_list(args: argparse.Namespace, now: datetime) -> crypto.TrustList | None:
+    """The ``--trust-list`` verified under ``--anchor``; None after printing the rejection (exit 1)."""
+    try:
+        return _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
+    except VerificationError as error:
+        print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+        return None
 
 
 def trust_list_summary(trust_list: crypto.TrustList, now: datetime) -> dict[str, Any]:
@@ -622,10 +629,8 @@ def cmd_trust_sign(args: argparse.Namespace) -> int:
 def cmd_trust_verify(args: argparse.Namespace) -> int:
     """Verify a trust list with the anchor's public key and print what it lists; exit 1 if rejected."""
     now = _verification_time(args.at)
-    try:
-        trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
-    except VerificationError as error:
-        print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+    trust_list = _given_trust_list(args, now)
+    if trust_list is None:
         return EXIT_REJECT
     summary = {"decision": "accept"} | trust_list_summary(trust_list, now)
     print(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -700,10 +705,8 @@ def cmd_trust_fetch(args: argparse.Namespace) -> int:
 def cmd_status_list_fetch(args: argparse.Namespace) -> int:
     """Fetch every status list the aggregation names under a listed issuer's status_base, verified, into a folder."""
     now = _verification_time(args.at)
-    try:
-        trust_list = _read_trust_list(args.trust_list, args.anchor, now=now, allow_stale=args.allow_stale)
-    except VerificationError as error:
-        print(json.dumps(_trust_list_rejected(error, now), ensure_ascii=False, indent=2))
+    trust_list = _given_trust_list(args, now)
+    if trust_list is None:
         return EXIT_REJECT
     base = args.base_url.rstrip("/")
     try:
