@@ -991,3 +991,17 @@ def trust_world(es256_key: SigningKey, eddsa_key: SigningKey, other_key: Signing
         status_key=SigningKey.generate("ES256"),
         other_issuer_key=other_key,
     )
+
+
+TRUST_ANCHOR_PASSPHRASE = "trust anchor passphrase for tests"
+
+
+@pytest.fixture
+def anchor(tmp_path: Path) -> tuple[SigningKey, Path, Path]:
+    """A fresh ES256 trust anchor: the key, its encrypted PKCS#8 file (TRUST_ANCHOR_PASSPHRASE) and its public PEM."""
+    key = SigningKey.generate("ES256")
+    private_file = tmp_path / "anchor.key.pem"
+    private_file.write_bytes(key.to_pem(TRUST_ANCHOR_PASSPHRASE.encode()))
+    public_file = tmp_path / "anchor.pub.pem"
+    public_file.write_bytes(key.public_pem())
+    return key, private_file, public_file

@@ -15,32 +15,20 @@ from pathlib import Path
 
 import cbor2
 import pytest
-from conftest import TRUST_NOW, TrustWorld, hold_write_lock
+from conftest import TRUST_ANCHOR_PASSPHRASE, TRUST_NOW, TrustWorld, hold_write_lock
 from fastapi.testclient import TestClient
 
 import crypto
 from api.services.trust_lists import MAX_STORED_SEQUENCE
 from crypto import SigningKey, _cbor, cose
 
-TYP = "application/vnd.certseal.trust-list+cbor"
-PASSPHRASE = "trust anchor passphrase for hostile tests"
-
-
-@pytest.fixture
-def anchor(tmp_path: Path) -> tuple[SigningKey, Path, Path]:
-    """A fresh ES256 trust anchor: the key, its encrypted PKCS#8 file and its public PEM file."""
-    key = SigningKey.generate("ES256")
-    private_file = tmp_path / "anchor.key.pem"
-    private_file.write_bytes(key.to_pem(PASSPHRASE.encode()))
-    public_file = tmp_path / "anchor.pub.pem"
-    public_file.write_bytes(key.public_pem())
-    return key, private_file, public_file
+TYP = "application/vnd.certseal.trust-list+cbor"  # written out: the tests check the format, not the constant
 
 
 @pytest.fixture
 def settings(make_settings, anchor):
     """Demo settings with the service holding the trust anchor (it signs on every key change)."""
-    return make_settings(trust_anchor_key_file=anchor[1], trust_anchor_passphrase=PASSPHRASE)
+    return make_settings(trust_anchor_key_file=anchor[1], trust_anchor_passphrase=TRUST_ANCHOR_PASSPHRASE)
 
 
 def signed_claims(anchor: SigningKey, claims: dict) -> bytes:

@@ -7,10 +7,10 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import cbor2
 import pytest
+from conftest import TRUST_ANCHOR_PASSPHRASE
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -19,25 +19,13 @@ from fastapi.testclient import TestClient
 import crypto
 from crypto import SigningKey
 
-TYP = "application/vnd.certseal.trust-list+cbor"
-PASSPHRASE = "trust anchor passphrase for tests"
-
-
-@pytest.fixture
-def anchor(tmp_path: Path) -> tuple[SigningKey, Path, Path]:
-    """A fresh ES256 trust anchor: the key, its encrypted PKCS#8 file and its public PEM file."""
-    key = SigningKey.generate("ES256")
-    private_file = tmp_path / "anchor.key.pem"
-    private_file.write_bytes(key.to_pem(PASSPHRASE.encode()))
-    public_file = tmp_path / "anchor.pub.pem"
-    public_file.write_bytes(key.public_pem())
-    return key, private_file, public_file
+TYP = "application/vnd.certseal.trust-list+cbor"  # written out: the tests check the format, not the constant
 
 
 @pytest.fixture
 def settings(make_settings, anchor):
     """Demo settings with the service holding the trust anchor (it signs on every key change)."""
-    return make_settings(trust_anchor_key_file=anchor[1], trust_anchor_passphrase=PASSPHRASE)
+    return make_settings(trust_anchor_key_file=anchor[1], trust_anchor_passphrase=TRUST_ANCHOR_PASSPHRASE)
 
 
 @contextmanager
@@ -285,11 +273,14 @@ def test_start_up_fails_closed(make_app, make_settings, anchor, tmp_path, proble
     other = tmp_path / "other.pub.pem"
     other.write_bytes(SigningKey.generate().public_pem())
     overrides = {
-        "missing key file": {"trust_anchor_key_file": tmp_path / "absent.pem", "trust_anchor_passphrase": PASSPHRASE},
+        "missing key file": {
+            "trust_anchor_key_file": tmp_path / "absent.pem",
+            "trust_anchor_passphrase": TRUST_ANCHOR_PASSPHRASE,
+        },
         "wrong passphrase": {"trust_anchor_key_file": anchor[1], "trust_anchor_passphrase": "not the right passphrase"},
         "mismatched public file": {
             "trust_anchor_key_file": anchor[1],
-            "trust_anchor_passphrase": PASSPHRASE,
+            "trust_anchor_passphrase": TRUST_ANCHOR_PASSPHRASE,
             "trust_anchor_public_key_file": other,
         },
         "missing public": {"trust_anchor_public_key_file": tmp_path / "absent.pub.pem"},
