@@ -16,9 +16,10 @@ from schemas.api import ErrorResponse, StatusListAggregation
 from ..db import read_transaction, write_transaction
 from ..deps import ClockDep, SessionDep, StatusListsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
+from ..http_cache import etag_matches
 from ..models import Issuer
 from ..services.errors import IssuerNotFound
-from ..services.status_lists import SignedStatusList, etag_matches
+from ..services.status_lists import SignedStatusList
 
 router = APIRouter(prefix="/v1", tags=["status lists"], responses=DATABASE_UNAVAILABLE_RESPONSE)
 

@@ -17,9 +17,9 @@ from schemas.api import ErrorResponse, TrustListPublished
 from ..db import read_transaction, write_transaction
 from ..deps import AdminDep, ClockDep, SessionDep, TrustListsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
+from ..http_cache import etag_matches, etag_of
 from ..models import TrustListRow
 from ..services.errors import TrustListNotFound
-from ..services.status_lists import etag_matches, etag_of
 from ..services.trust_lists import TrustLists
 
 router = APIRouter(prefix="/v1", tags=["trust list"], responses=DATABASE_UNAVAILABLE_RESPONSE)

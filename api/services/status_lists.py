@@ -10,7 +10,6 @@ verifier's "status as of" is at most ``ttl`` old, and a change is in the very ne
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from sqlmodel import Session, select
 import crypto
 from crypto import LIST_SIZE, Status, StatusList
 
+from ..http_cache import etag_of
 from ..keyring import Keyring
 from ..models import Certificate, Issuer, SigningKeyRow, StatusListRow
 from ..settings import Settings
@@ -103,22 +103,6 @@ def build_status_list(session: Session, *, issuer_id: str, number: int) -> Statu
     for status_index, status in rows:
         status_list.set(status_index - first, STATUS_VALUES[status])
     return status_list
-
-
-def etag_of(token: bytes) -> str:
-    """A strong ETag for a signed token."""
-    return '"' + hashlib.sha256(token).hexdigest()[:32] + '"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether ``If-None-Match`` names ``etag``: ``*``, or any listed tag by weak comparison (RFC 9110 §13.1.2).
-
-    A proxy or CDN that compresses a response may weaken its ETag (``W/"…"``); the client then sends it back so.
-    """
-    if if_none_match is None:
-        return False
-    tags = [tag.strip() for tag in if_none_match.split(",")]
-    return "*" in tags or etag.removeprefix("W/") in (tag.removeprefix("W/") for tag in tags)
 
 
 @dataclass(frozen=True)
