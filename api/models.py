@@ -132,6 +132,8 @@ class Certificate(SQLModel, table=True):
     __table_args__ = (
         # A status index names one entry of one of the issuer's status lists: never two certificates.
         Index("uq_certificates_issuer_status_index", "issuer_id", "status_index", unique=True),
+        # A retired or compromised key's verify_until is its certificates' last valid day: one index lookup.
+        Index("ix_certificates_kid_valid_until", "kid", "valid_until"),
         # A status list is built from the certificates that are not valid; this index finds just those.
         Index(
             "ix_certificates_not_valid",

@@ -11,7 +11,7 @@ number is higher than the stored one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func, text
 from sqlmodel import Session, select
@@ -73,11 +73,13 @@ class TrustLists:
         """What the trust list says now, from the registry."""
         issuers = session.exec(select(Issuer).order_by(Issuer.code)).all()
         keys = session.exec(select(SigningKeyRow).order_by(SigningKeyRow.not_before, SigningKeyRow.kid)).all()
-        last_valid_day = dict(
-            session.exec(
-                select(Certificate.kid, func.max(Certificate.valid_until)).group_by(Certificate.kid)  # type: ignore[arg-type]
-            ).all()
-        )
+        # Only keys that stopped signing need their certificates' last day: one index lookup each
+        # (certificates (kid, valid_until)), never a scan of the registry.
+        last_valid_day = {
+            row.kid: session.exec(select(func.max(Certificate.valid_until)).where(Certificate.kid == row.kid)).one()
+            for row in keys
+            if row.not_after is not None and row.use == KeyUse.CERTIFICATE
+        }
         by_issuer: dict[str, list[TrustListKey]] = {}
         for row in keys:
             by_issuer.setdefault(row.issuer_id, []).append(self._key(row, last_valid_day.get(row.kid)))
@@ -95,13 +97,13 @@ class TrustLists:
             )
         )
 
-    def _key(self, row: SigningKeyRow, last_valid_day: object) -> TrustListKey:
+    def _key(self, row: SigningKeyRow, last_valid_day: date | None) -> TrustListKey:
         verify_until = None
         if row.not_after is not None:
             if row.use == KeyUse.STATUS_LIST:
                 verify_until = row.not_after + self.status_list_lifetime  # the last list it signed expires then
             elif last_valid_day is not None:
-                end_of_day = datetime.combine(last_valid_day, time.max, tzinfo=CST).replace(microsecond=0)  # type: ignore[arg-type]
+                end_of_day = datetime.combine(last_valid_day, time.max, tzinfo=CST).replace(microsecond=0)
                 verify_until = max(row.not_after, end_of_day)
             else:
                 verify_until = row.not_after

@@ -14,8 +14,9 @@ Create Date: 2026-12-01
   far stay where they are (sequential: list 0, and further lists for an issuer past 131,072); new
   ones are drawn at random from ``first_random_list`` (the list after the last sequential one) on,
   and the count of draws decides how many lists are open.
-- ``certificates``: one status index per issuer (unique), and a partial index over the certificates
-  that are not valid, which is all a status list is built from.
+- ``certificates``: one status index per issuer (unique); a partial index over the certificates
+  that are not valid, which is all a status list is built from; and (kid, valid_until), so a retired
+  key's ``verify_until`` (its certificates' last valid day) is one index lookup.
 - ``status_lists``: each list's compressed array and its newest signed token.
 - ``trust_lists``: every trust list published, by sequence number.
 
@@ -61,6 +62,7 @@ def upgrade() -> None:
         "(SELECT MAX(status_index) FROM certificates WHERE certificates.issuer_id = issuers.id), 0) / 131072"
     )
     op.create_index("uq_certificates_issuer_status_index", "certificates", ["issuer_id", "status_index"], unique=True)
+    op.create_index("ix_certificates_kid_valid_until", "certificates", ["kid", "valid_until"])
     op.create_index(
         "ix_certificates_not_valid",
         "certificates",
@@ -98,6 +100,7 @@ def downgrade() -> None:
     op.drop_table("trust_lists")
     op.drop_table("status_lists")
     op.drop_index("ix_certificates_not_valid", table_name="certificates")
+    op.drop_index("ix_certificates_kid_valid_until", table_name="certificates")
     op.drop_index("uq_certificates_issuer_status_index", table_name="certificates")
     op.execute("UPDATE certificates SET status = 'revoked' WHERE status = 'superseded'")
     # Sequential allocation resumes after the highest index any certificate of the issuer holds.
