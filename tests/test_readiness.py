@@ -49,6 +49,7 @@ def test_a_check_slower_than_the_deadline_fails(app, app_client):
     async def hangs() -> None:
         await asyncio.sleep(5)
 
+    app_client.get("/readyz")  # opens the lane's connection (on PostgreSQL, connect + SETs): not the subject here
     register_readiness_check(app, "redis", hangs)
 
     ready = app_client.get("/readyz")
