@@ -204,7 +204,15 @@ def require_issuer(principal: PrincipalDep) -> Issuer:
     return principal.issuer
 
 
+def require_issuer_or_admin(principal: PrincipalDep) -> Principal:
+    """An issuer API key (acting on what it owns) or the admin token (sees everything); apps are refused."""
+    if principal.kind == "admin" or (principal.kind == "issuer" and principal.issuer is not None):
+        return principal
+    raise ApiError(403, "forbidden", "issuer API key or admin token required")
+
+
 AdminDep = Annotated[Principal, Depends(require_admin)]
+IssuerOrAdminDep = Annotated[Principal, Depends(require_issuer_or_admin)]
 IssuerDep = Annotated[Issuer, Depends(require_issuer)]
 
 

@@ -22,6 +22,7 @@ from .db import LaneUnavailable
 from .metrics import REGISTRY_READ_ERRORS, UNMATCHED_ROUTE
 from .services.errors import (
     Busy,
+    CardFontMissing,
     Conflict,
     Forbidden,
     InvalidPhoto,
@@ -128,6 +129,7 @@ def validation_error(exc: ValidationError) -> ApiError:
 _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (RegistryUnavailable, 503),
     (Busy, 503),
+    (CardFontMissing, 503),
     (Limited, 429),
     (Conflict, 409),
     (PhotoTooLarge, 413),

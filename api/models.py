@@ -167,6 +167,143 @@ class Certificate(SQLModel, table=True):
     envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     envelope_sha256: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UtcDateTime)
+    # Provenance (0008). ``basis``: exam | reissue | renewal | legacy_migration | direct (null: issued before
+    # 0008). The unique exam_result_id is what makes "one certificate per passed exam" hold under any race.
+    basis: str | None = Field(default=None, max_length=20)
+    exam_result_id: str | None = Field(default=None, foreign_key="exam_results.id", unique=True)
+    exam_session_id: str | None = Field(default=None, foreign_key="exam_sessions.id", index=True)
+    exam_point_id: str | None = Field(default=None, foreign_key="exam_points.id", index=True)
+    # The certificate this one replaces (reissue): the old one is superseded in the same transaction.
+    supersedes_id: str | None = Field(default=None, foreign_key="certificates.id", index=True)
+    batch_id: str | None = Field(default=None, foreign_key="certificate_batches.id", index=True)
+
+
+class TrainingInstitution(SQLModel, table=True):
+    """A training institution (培训机构), registered by the issuer of its province; codes are unique nationwide."""
+
+    __tablename__ = "training_institutions"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    name: str = Field(max_length=200)
+    region: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ExamPoint(SQLModel, table=True):
+    """An exam point (考试点): where, for which items, how many per session, and whether it may examine now.
+
+    ``status``: active | suspended (no new sessions) | closed (final; certificates it produced with an
+    issue date from ``review_from`` on are listed for review, never revoked automatically).
+    """
+
+    __tablename__ = "exam_points"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    code: str = Field(unique=True, max_length=32)
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    name: str = Field(max_length=200)
+    region: str = Field(max_length=100)
+    address: str = Field(max_length=300)
+    operations: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    capacity_per_session: int
+    accredited_from: date
+    accredited_until: date | None = None
+    status: str = Field(default="active", max_length=10)
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    review_from: date | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ExamPointExclusion(SQLModel, table=True):
+    """教考分离: the exam point may not examine candidates trained by this institution (e.g. its own training arm)."""
+
+    __tablename__ = "exam_point_exclusions"
+
+    exam_point_id: str = Field(foreign_key="exam_points.id", primary_key=True)
+    training_institution_id: str = Field(foreign_key="training_institutions.id", primary_key=True)
+
+
+class ExamSession(SQLModel, table=True):
+    """One exam session of one operation item at one exam point on one day."""
+
+    __tablename__ = "exam_sessions"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    exam_point_id: str = Field(foreign_key="exam_points.id", index=True)
+    operation: str = Field(max_length=8)
+    exam_date: date
+    theory_exam: bool = True  # the computer-based theory exam was held
+    practical_exam: bool = True
+    real_equipment: bool = False  # the practical exam ran on real equipment
+    proctor_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class ExamResult(SQLModel, table=True):
+    """One candidate's result in one session; never the full ID number (keyed HMAC, masked form, birth date).
+
+    Unique per session and candidate (by keyed hash): importing the same rows again changes nothing.
+    """
+
+    __tablename__ = "exam_results"
+    __table_args__ = (UniqueConstraint("session_id", "id_hmac", name="uq_exam_results_session_candidate"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    session_id: str = Field(foreign_key="exam_sessions.id", index=True)
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    holder_name: str = Field(max_length=64)
+    masked_id: str = Field(max_length=8)  # as on certificates: crypto.mask_visible
+    id_hmac: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, index=True))
+    id_hmac_version: int
+    birth_date: date
+    theory_score: int
+    practical_score: int
+    passed: bool
+    attempt: int = 1  # 2 for the one retake
+    training_institution_code: str | None = Field(default=None, max_length=32)
+    training_institution_registered: bool = False
+    usable_until: date  # a pass is usable for issuance until this day (exam date + 12 months by default)
+    photo: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    photo_type: str | None = Field(default=None, max_length=20)
+    # An admin lifted the 3-year bar after a revocation for this result (why, and who).
+    bar_override_reason: str | None = Field(default=None, max_length=500)
+    bar_override_by: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+
+
+class CertificateBatch(SQLModel, table=True):
+    """A background job issuing the certificates of many exam results; one worker at a time holds its lease.
+
+    ``status``: queued | running | done | failed. A worker takes the batch by a conditional update of
+    ``lease_owner``/``lease_expires_at`` and renews the lease after every chunk; a batch whose lease ran
+    out (its process died) is taken again, and the unique ``certificates.exam_result_id`` keeps every
+    result certified exactly once.
+    """
+
+    __tablename__ = "certificate_batches"
+    __table_args__ = (UniqueConstraint("issuer_id", "idempotency_key", name="uq_certificate_batches_idempotency"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    issuer_id: str = Field(foreign_key="issuers.id", index=True)
+    session_id: str | None = Field(default=None, foreign_key="exam_sessions.id", index=True)
+    result_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    request_hash: str = Field(default="", max_length=64)
+    status: str = Field(default="queued", index=True, max_length=10)
+    total: int = 0
+    done: int = 0
+    errors: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    attempts: int = 0
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class StatusListRow(SQLModel, table=True):

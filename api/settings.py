@@ -231,6 +231,17 @@ class Settings(BaseSettings):
     trust_anchor_key_file: Path | None = None
     trust_anchor_passphrase: SecretStr | None = None
     trust_list_lifetime_days: int = Field(default=7, ge=1, le=366)
+    # From exam to card. Issuance without an exam result: allowed (default in demo mode), with_basis (the
+    # request names reissue, renewal or legacy_migration; the default otherwise) or off.
+    direct_issuance: Literal["allowed", "with_basis", "off"] | None = None
+    exam_pass_score: int = Field(default=80, ge=1, le=100)  # theory and practical, each out of 100
+    exam_retakes: int = Field(default=1, ge=0, le=5)
+    exam_pass_valid_months: int = Field(default=12, ge=1, le=60)
+    reapplication_bar_years: int = Field(default=3, ge=0, le=20)  # after a revocation, per operation item
+    batch_lease_seconds: int = Field(default=30, ge=2, le=3600)
+    batch_signing_processes: int | None = Field(default=None, ge=1, le=64)  # default: one per CPU
+    # A TrueType-outline CJK font for printed cards (ReportLab embeds a subset); default: Droid Sans Fallback.
+    card_font_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -393,6 +404,13 @@ class Settings(BaseSettings):
         return keys
 
     @cached_property
+    def direct_issuance_in_effect(self) -> Literal["allowed", "with_basis", "off"]:
+        """``CERTSEAL_DIRECT_ISSUANCE``, or when unset ``allowed`` in demo mode and ``with_basis`` otherwise."""
+        if self.direct_issuance is not None:
+            return self.direct_issuance
+        return "allowed" if self.demo else "with_basis"
+
+    @cached_property
     def forwarded_allow_ip_list(self) -> list[str]:
         """Whose X-Forwarded-For is believed (empty: nobody's)."""
         return [entry for entry in self.forwarded_allow_ips.split(",") if entry]
@@ -419,7 +437,10 @@ class Settings(BaseSettings):
             f"rate_limits={'shared in ' + describe_redis(redis) if redis else 'per process'} "
             f"id_hmac_key_version={self.id_hmac_key_version} "
             f"previous_hmac_versions={sorted(self.previous_hmac_keys) or '(none)'} log_level={self.log_level} "
-            f"log_format={self.log_format_in_effect} access_log={self.access_log}"
+            f"log_format={self.log_format_in_effect} access_log={self.access_log} "
+            f"direct_issuance={self.direct_issuance_in_effect} exam_pass_score={self.exam_pass_score} "
+            f"exam_retakes={self.exam_retakes} exam_pass_valid_months={self.exam_pass_valid_months} "
+            f"reapplication_bar_years={self.reapplication_bar_years}"
         )
 
     @cached_property

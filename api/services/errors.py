@@ -271,3 +271,108 @@ class InvalidExpiry(Unprocessable):
 
     code = "invalid_expiry"
     message = "expires_at must be in the future"
+
+
+class ExamPointNotFound(NotFound):
+    """No exam point with this code (or not the caller's to see)."""
+
+    code = "exam_point_not_found"
+    message = "no such exam point"
+
+
+class TrainingInstitutionNotFound(NotFound):
+    """No training institution with this code (or not the caller's to see)."""
+
+    code = "training_institution_not_found"
+    message = "no such training institution"
+
+
+class ExamSessionNotFound(NotFound):
+    """No exam session with this id (or not the caller's to see)."""
+
+    code = "exam_session_not_found"
+    message = "no such exam session"
+
+
+class ExamResultNotFound(NotFound):
+    """No exam result with this id (or not the caller's to see)."""
+
+    code = "exam_result_not_found"
+    message = "no such exam result"
+
+
+class BatchNotFound(NotFound):
+    """No certificate batch with this id (or not the caller's to see)."""
+
+    code = "batch_not_found"
+    message = "no such certificate batch"
+
+
+class ExamPointExists(Conflict):
+    """An exam point with this code exists already."""
+
+    code = "exam_point_exists"
+    message = "an exam point with this code exists"
+
+
+class TrainingInstitutionExists(Conflict):
+    """A training institution with this code exists already."""
+
+    code = "training_institution_exists"
+    message = "a training institution with this code exists"
+
+
+class ExamPointNotActive(Conflict):
+    """The exam point is suspended or closed (or outside its accreditation window): no new sessions there."""
+
+    code = "exam_point_not_active"
+    message = "the exam point may not hold sessions now"
+
+
+class ExamResultNotPassed(Conflict):
+    """The exam result is a fail: no certificate."""
+
+    code = "exam_not_passed"
+    message = "the exam result is not a pass"
+
+
+class ExamResultExpired(Conflict):
+    """The pass is older than its usable period (12 months by default): no certificate from it."""
+
+    code = "exam_result_expired"
+    message = "the exam pass is no longer usable for issuance"
+
+
+class ExamResultCertified(Conflict):
+    """A certificate was issued for this exam result already."""
+
+    code = "exam_result_certified"
+    message = "a certificate was already issued for this exam result"
+
+
+class ReapplicationBarred(Conflict):
+    """The holder's certificate for this item was revoked less than the bar (3 years) ago."""
+
+    code = "reapplication_barred"
+    message = "the holder's certificate for this item was revoked recently; an admin may override with a reason"
+
+
+class DirectIssuanceRefused(Conflict):
+    """Issuance without an exam result is off, or needs a basis the request did not name."""
+
+    code = "direct_issuance_refused"
+    message = "certificates are issued from exam results here"
+
+
+class BatchConflict(Conflict):
+    """The batch request is not possible as given (e.g. an Idempotency-Key reused with another request)."""
+
+    code = "batch_conflict"
+    message = "the batch request conflicts with an earlier one"
+
+
+class CardFontMissing(ServiceError):
+    """No TrueType CJK font for printed cards (CERTSEAL_CARD_FONT_FILE, or Debian's fonts-droid-fallback)."""
+
+    code = "card_font_missing"
+    message = "printed cards need a CJK TrueType font; set CERTSEAL_CARD_FONT_FILE"

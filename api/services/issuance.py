@@ -8,6 +8,7 @@ both pass a check that only one of them may pass: revoked stays final, an issuer
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, update
@@ -250,6 +251,33 @@ def certificates_to_reissue(
     if after is not None:
         query = query.where(Certificate.id > after)
     return key, list(session.exec(query.order_by(Certificate.id).limit(limit)).all())  # type: ignore[arg-type]
+
+
+def barred_holders(
+    session: Session, *, operation: str, id_hmacs: Collection[bytes], now: datetime, years: int
+) -> set[bytes]:
+    """Of these keyed ID hashes, those whose certificate for ``operation`` was revoked less than ``years`` ago.
+
+    A revoked certificate's holder may not re-apply for that item for 3 years (domain rules; the bar is
+    ``CERTSEAL_REAPPLICATION_BAR_YEARS``). One query for any number of holders, so a batch checks in bulk.
+    """
+    if years == 0 or not id_hmacs:
+        return set()
+    since = now - timedelta(days=365 * years + years // 4)
+    barred: set[bytes] = set()
+    hashes = list(id_hmacs)
+    for start in range(0, len(hashes), 500):  # bounded IN lists: SQLite allows 32,766 parameters
+        barred.update(
+            session.exec(
+                select(Certificate.id_hmac).where(
+                    Certificate.operation == operation,
+                    Certificate.status == "revoked",
+                    Certificate.status_changed_at >= since,  # type: ignore[operator]
+                    Certificate.id_hmac.in_(hashes[start : start + 500]),  # type: ignore[attr-defined]
+                )
+            ).all()
+        )
+    return barred
 
 
 def _lock_issuer(session: Session, issuer: Issuer) -> None:
