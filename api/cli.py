@@ -1308,6 +1308,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
             issue_date=args.issue_date,
             valid_until=args.valid_until,
             review_due=args.review_due,
+            basis=args.basis,
         )
     except ValidationError as exc:
         raise UsageError(f"invalid certificate fields: {_field_problems(exc)}") from None
@@ -1574,6 +1575,11 @@ def build_parser() -> argparse.ArgumentParser:
     issue.add_argument("--issue-date", required=True)
     issue.add_argument("--valid-until")
     issue.add_argument("--review-due")
+    issue.add_argument(
+        "--basis",
+        choices=["reissue", "renewal", "legacy_migration"],
+        help="why there is no exam result (required unless CERTSEAL_DIRECT_ISSUANCE=allowed)",
+    )
     service_options(issue)
     issue.set_defaults(handler=cmd_issue)
 

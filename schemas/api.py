@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 OPERATION_PATTERN = r"^[1-9][0-9]?\.[1-9][0-9]?$"
 ISSUER_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9-]{0,15}$"
@@ -146,16 +146,55 @@ class ReissueList(BaseModel):
     next_after: str | None
 
 
-class CertificateCreate(Strict):
-    """A certificate to sign, from an exam result."""
+IssuanceBasis = Literal["reissue", "renewal", "legacy_migration"]
+ID_PATTERN = r"^[0-9a-f]{32}$"
 
-    holder_name: str = Field(min_length=1, max_length=32, examples=["张伟"])
-    holder_id_number: str = Field(min_length=15, max_length=40, examples=["11010519900307123X"])
-    operation: str = Field(pattern=OPERATION_PATTERN, examples=["2.1"])
-    issue_date: date = Field(examples=["2026-11-20"])
+
+class CertificateCreate(Strict):
+    """A certificate to sign: from a passed exam result (``exam_result_id``), or from holder fields directly.
+
+    With ``exam_result_id`` the holder comes from the result, so holder fields beside it are a 422. Without
+    one, ``CERTSEAL_DIRECT_ISSUANCE`` decides: ``allowed``, ``with_basis`` (``basis`` is required) or ``off``.
+    """
+
+    exam_result_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="a passed, uncertified, still usable exam result of this issuer"
+    )
+    holder_name: str | None = Field(default=None, min_length=1, max_length=32, examples=["张伟"])
+    holder_id_number: str | None = Field(default=None, min_length=15, max_length=40, examples=["11010519900307123X"])
+    operation: str | None = Field(default=None, pattern=OPERATION_PATTERN, examples=["2.1"])
+    issue_date: date | None = Field(default=None, examples=["2026-11-20"], description="default: today (China time)")
     valid_until: date | None = Field(default=None, description="default: issue date + 6 years - 1 day")
     review_due: date | None = Field(default=None, description="default by policy: issue date + 3 years")
     photo_base64: str | None = Field(default=None, description="JPEG or PNG, base64; EXIF is removed")
+    basis: IssuanceBasis | None = Field(
+        default=None,
+        description="without an exam result: why (required when CERTSEAL_DIRECT_ISSUANCE is with_basis); recorded",
+    )
+
+    @model_validator(mode="after")
+    def _exam_result_or_holder(self) -> CertificateCreate:
+        if self.exam_result_id is not None:
+            given = [name for name in _HOLDER_FIELDS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"the exam result names the holder: leave out {', '.join(given)}")
+            if self.basis is not None:
+                raise ValueError("basis is for issuance without an exam result")
+            return self
+        missing = [name for name in _HOLDER_FIELDS[:3] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"give exam_result_id, or {', '.join(missing)}")
+        return self
+
+
+_HOLDER_FIELDS = ("holder_name", "holder_id_number", "operation", "photo_base64")
+
+
+class CertificateReissue(Strict):
+    """Reissue a valid certificate (lost card, key compromise, correction): re-signed under the current key."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["证件遗失补发"])
+    photo_base64: str | None = Field(default=None, description="a new photo (JPEG or PNG, base64); default: the old")
 
 
 class StatusChange(Strict):
@@ -203,6 +242,13 @@ class CertificateOut(BaseModel):
     qr_text: str
     links: dict[str, str]
     created_at: datetime
+    basis: str | None = Field(
+        description="exam, reissue, renewal, legacy_migration or direct (null: issued before bases were recorded)"
+    )
+    exam_result_id: str | None
+    exam_session_id: str | None
+    supersedes_id: str | None = Field(description="the certificate this reissue replaced")
+    batch_id: str | None
 
 
 class CertificateSearch(Strict):
@@ -247,6 +293,13 @@ class IssuerBrief(BaseModel):
     service_phone: str | None = None
 
 
+class ExamPointBrief(BaseModel):
+    """An exam point's code and name."""
+
+    code: str = Field(examples=["GD-GZ-001"])
+    name: str = Field(examples=["广州市安全生产考试点（天河）"])
+
+
 class StatusListRef(BaseModel):
     """A certificate's entry in a status list: the list's URI (its ``sub``) and the index in it."""
 
@@ -282,6 +335,12 @@ class VerifiedCertificateOut(BaseModel):
     status: CertificateStatus | None
     status_since: datetime | None = Field(description="when the status last changed (null: never since issuance)")
     status_list: StatusListRef | None = Field(description="where offline verifiers read this certificate's status")
+    superseded_by: str | None = Field(
+        default=None, description="a superseded certificate: the serial of the certificate reissued in its place"
+    )
+    exam_point: ExamPointBrief | None = Field(
+        default=None, description="where the exam behind this certificate was passed (null: none recorded)"
+    )
     photo_url: str | None
 
 

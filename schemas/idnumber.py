@@ -52,5 +52,9 @@ def birth_date(number: str) -> date:
 
 def age_on(number: str, day: date) -> int:
     """Return the holder's age in whole years on ``day``."""
-    born = birth_date(number)
+    return years_between(birth_date(number), day)
+
+
+def years_between(born: date, day: date) -> int:
+    """Return the age in whole years on ``day`` of someone born on ``born``."""
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))

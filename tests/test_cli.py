@@ -1199,6 +1199,22 @@ def test_issue_refuses_bad_id_number_without_echoing_it(admin_db, tmp_path, stdi
         assert stdin.strip() not in result.stderr
 
 
+def test_issue_without_a_basis_is_refused_outside_demo_mode(tmp_path, migrated_sqlite):
+    """Outside demo mode ``certseal issue`` without an exam result needs ``--basis``: else exit 2 and the code."""
+    env = clean_env(CERTSEAL_PUBLIC_BASE_URL=BASE_URL, **ENV_SECRETS)
+    url = f"sqlite:///{migrated_sqlite(tmp_path / 'real.db')}"
+    certseal("issuer", "create", "--code", "CN-11", "--name", "北京", "--region", "北京", "--operations", "2.1",
+             "--database", url, cwd=tmp_path, env=env)  # fmt: skip
+    fields = issue_args(issuer="CN-11", id_number=id_number_for(date(1990, 7, 1)), operation="2.1",
+                        issue_date=TEST_TODAY.isoformat())  # fmt: skip
+
+    result = certseal(*fields, "--database", url, cwd=tmp_path, env=env)
+
+    assert result.returncode == 2
+    assert "direct_issuance_refused" in result.stderr
+    assert result.stdout == ""
+
+
 def test_admin_with_secrets_from_environment(tmp_path, migrated_sqlite):
     """Without ``--demo``, CERTSEAL_* secrets from the environment create an issuer and issue verifiable QR text."""
     env = clean_env(CERTSEAL_PUBLIC_BASE_URL=BASE_URL, **ENV_SECRETS)
@@ -1236,6 +1252,8 @@ def test_admin_with_secrets_from_environment(tmp_path, migrated_sqlite):
         "2.1",
         "--issue-date",
         TEST_TODAY.isoformat(),
+        "--basis",  # outside demo mode a certificate without an exam result names why
+        "legacy_migration",
         "--database",
         url,
         cwd=tmp_path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -18,6 +19,7 @@ from schemas.api import (
     CertificateCreate,
     CertificateOut,
     CertificatePage,
+    CertificateReissue,
     CertificateSearch,
     CertificateStatus,
     ErrorResponse,
@@ -90,8 +92,19 @@ def certificate_out(
         has_photo=certificate.photo is not None,
         status_index=certificate.status_index,
         qr_text=issuance.qr_text_of(certificate, settings),
-        links={"self": base, "qr_png": f"{base}/qr.png", "qr_svg": f"{base}/qr.svg", "photo": f"{base}/photo"},
+        links={
+            "self": base,
+            "qr_png": f"{base}/qr.png",
+            "qr_svg": f"{base}/qr.svg",
+            "photo": f"{base}/photo",
+            "card_pdf": f"{base}/card.pdf",
+        },
         created_at=certificate.created_at,
+        basis=certificate.basis,
+        exam_result_id=certificate.exam_result_id,
+        exam_session_id=certificate.exam_session_id,
+        supersedes_id=certificate.supersedes_id,
+        batch_id=certificate.batch_id,
     )
 
 
@@ -127,32 +140,108 @@ def issue_certificate(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
-    """Validate the exam result, sign the certificate and store it in one transaction."""
-    principal = f"issuer:{issuer.id}"
-    # Only with a key (a body with a photo is megabytes: no copy of it is made for nothing).
-    request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest() if idempotency_key else ""
-    if idempotency_key and (record := _stored_record(session, principal, idempotency_key)):
-        return _replay(record, request_hash)
+    """For a passed exam result (`exam_result_id`), or from holder fields where `CERTSEAL_DIRECT_ISSUANCE` allows.
+
+    A failed, unknown, expired or already certified exam result is refused with 409 and a code; so is a
+    holder whose certificate for the item was revoked within the bar (`reapplication_barred`).
+    """
     # Decoded before the transaction: waiting for a decoder must not hold a connection or a write lock.
     photo = clean_photo(body.photo_base64, max_bytes=settings.max_photo_bytes) if body.photo_base64 else None
+
+    def issue() -> Certificate:
+        return issuance.issue_certificate(
+            session,
+            keyring,
+            issuer=issuer,
+            request=body,
+            settings=settings,
+            catalogue=catalogue,
+            now=clock.now(),
+            photo=photo,
+        )
+
+    return _register_once(
+        session, issuer=issuer, settings=settings, catalogue=catalogue, body=body, key=idempotency_key, register=issue
+    )
+
+
+@router.post(
+    "/{certificate_id}/reissue",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CertificateOut,
+    summary="Reissue a valid certificate under the current key; the old one becomes superseded",
+    responses={409: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def reissue_certificate(
+    body: CertificateReissue,
+    certificate: OwnedCertificateDep,
+    issuer: IssuerDep,
+    session: SessionDep,
+    keyring: KeyringDep,
+    settings: SettingsDep,
+    catalogue: CatalogueDep,
+    lists: StatusListsDep,
+    clock: ClockDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Response:
+    """For a lost card, a compromised key or a correction: same holder, item and dates, a new serial and signature.
+
+    In one transaction the new certificate is registered (recording what it supersedes) and the old one is
+    marked superseded, so verifying the old QR answers `superseded` and names the new serial.
+    """
+    photo = clean_photo(body.photo_base64, max_bytes=settings.max_photo_bytes) if body.photo_base64 else None
+
+    def reissue() -> Certificate:
+        return issuance.reissue_certificate(
+            session,
+            keyring,
+            lists,
+            certificate=certificate,
+            issuer=issuer,
+            reason=body.reason,
+            photo=photo,
+            settings=settings,
+            now=clock.now(),
+        )
+
+    return _register_once(
+        session,
+        issuer=issuer,
+        settings=settings,
+        catalogue=catalogue,
+        body=body,
+        key=idempotency_key,
+        register=reissue,
+        scope=f"reissue:{certificate.id}|",
+    )
+
+
+def _register_once(
+    session: Session,
+    *,
+    issuer: Issuer,
+    settings: Settings,
+    catalogue: Catalogue,
+    body: CertificateCreate | CertificateReissue,
+    key: str | None,
+    register: Callable[[], Certificate],
+    scope: str = "",
+) -> Response:
+    """Run ``register`` in one write transaction and answer 201; with an Idempotency-Key a retry gets that answer."""
+    principal = f"issuer:{issuer.id}"
+    # Only with a key (a body with a photo is megabytes: no copy of it is made for nothing).
+    request_hash = hashlib.sha256((scope + body.model_dump_json()).encode()).hexdigest() if key else ""
+    if key and (record := _stored_record(session, principal, key)):
+        return _replay(record, request_hash)
     try:
         with write_transaction(session):
-            certificate = issuance.issue_certificate(
-                session,
-                keyring,
-                issuer=issuer,
-                request=body,
-                settings=settings,
-                catalogue=catalogue,
-                now=clock.now(),
-                photo=photo,
-            )
+            certificate = register()
             payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
-            if idempotency_key:
+            if key:
                 session.add(
                     IdempotencyRecord(
                         principal=principal,
-                        key=idempotency_key,
+                        key=key,
                         request_hash=request_hash,
                         status_code=201,
                         response_body=json.dumps(payload).encode(),
@@ -160,7 +249,7 @@ def issue_certificate(
                 )
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer as it did.
-        record = _stored_record(session, principal, idempotency_key) if idempotency_key else None
+        record = _stored_record(session, principal, key) if key else None
         if record is None:
             raise
         return _replay(record, request_hash)

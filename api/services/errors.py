@@ -329,6 +329,13 @@ class ExamPointNotActive(Conflict):
     message = "the exam point may not hold sessions now"
 
 
+class UnknownExamResult(Conflict):
+    """The exam result named for issuance does not exist, or is another issuer's."""
+
+    code = "exam_result_not_found"
+    message = "no such exam result for this issuer"
+
+
 class ExamResultNotPassed(Conflict):
     """The exam result is a fail: no certificate."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, update
@@ -20,14 +21,18 @@ from crypto import CST, CertificateClaims, Operation
 from schemas.api import CertificateCreate
 from schemas.catalogue import Catalogue
 from schemas.dates import add_years, default_valid_until
-from schemas.idnumber import InvalidIdNumber, age_on, normalize_id_number
+from schemas.idnumber import InvalidIdNumber, birth_date, normalize_id_number, years_between
 
 from ..keyring import Keyring
-from ..models import Certificate, Issuer, SigningKeyRow, StatusEvent
+from ..models import Certificate, ExamResult, ExamSession, Issuer, SigningKeyRow, StatusEvent
 from ..security import id_number_hmac
 from ..settings import Settings
 from .errors import (
     CertificateNotFound,
+    DirectIssuanceRefused,
+    ExamResultCertified,
+    ExamResultExpired,
+    ExamResultNotPassed,
     HolderTooOld,
     HolderTooYoung,
     InvalidCertificate,
@@ -42,6 +47,8 @@ from .errors import (
     Limited,
     NoActiveKey,
     OperationNotAllowed,
+    ReapplicationBarred,
+    UnknownExamResult,
     UnknownOperation,
 )
 from .photos import clean_photo
@@ -286,6 +293,28 @@ def _lock_issuer(session: Session, issuer: Issuer) -> None:
         raise IssuerNotFound()
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who a certificate is for, as the registry keeps it: the masked form and keyed hash, never the number."""
+
+    name: str
+    masked_id: str
+    id_hmac: bytes
+    id_hmac_version: int
+    birth_date: date | None  # None: the age rule is not checked again (a reissue of what the holder has)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Why a certificate exists: a passed exam (with its result, session and exam point), or a direct basis."""
+
+    basis: str  # exam | reissue | renewal | legacy_migration | direct
+    exam_result_id: str | None = None
+    exam_session_id: str | None = None
+    exam_point_id: str | None = None
+    supersedes_id: str | None = None
+
+
 def issue_certificate(
     session: Session,
     keyring: Keyring,
@@ -297,45 +326,249 @@ def issue_certificate(
     now: datetime,
     photo: tuple[bytes, str] | None = None,
 ) -> Certificate:
-    """Validate an exam result, sign the certificate and add it to the session.
+    """Sign and register a certificate: for a passed exam result, or from holder fields where the policy allows.
 
     ``photo`` is the request's photo already cleaned by :func:`~api.services.photos.clean_photo`
     (``(bytes, media type)``): the HTTP edge decodes it before opening the transaction, so no
     connection or write lock is held while it waits for a decoder. Without it the photo is cleaned here.
     """
+    if request.exam_result_id is not None:
+        return _issue_for_exam_result(
+            session, keyring, issuer=issuer, request=request, settings=settings, catalogue=catalogue, now=now
+        )
+    return _issue_direct(
+        session, keyring, issuer=issuer, request=request, settings=settings, catalogue=catalogue, now=now, photo=photo
+    )
+
+
+def _issue_direct(
+    session: Session,
+    keyring: Keyring,
+    *,
+    issuer: Issuer,
+    request: CertificateCreate,
+    settings: Settings,
+    catalogue: Catalogue,
+    now: datetime,
+    photo: tuple[bytes, str] | None,
+) -> Certificate:
+    policy = settings.direct_issuance_in_effect
+    if policy == "off":
+        raise DirectIssuanceRefused("certificates are issued from exam results here: give exam_result_id")
+    if policy == "with_basis" and request.basis is None:
+        raise DirectIssuanceRefused(
+            "without an exam result, name the basis: reissue, renewal or legacy_migration (or give exam_result_id)"
+        )
+    name, number, operation = request.holder_name, request.holder_id_number, request.operation
+    if name is None or number is None or operation is None:  # the request model already refuses this
+        raise InvalidCertificate("holder_name, holder_id_number and operation are required without exam_result_id")
     try:
-        id_number = normalize_id_number(request.holder_id_number)
+        id_number = normalize_id_number(number)
     except InvalidIdNumber as exc:
         raise InvalidIdNumberError(str(exc)) from None
-    (operation_code,) = checked_operations([request.operation], catalogue)
-    if operation_code not in issuer.operations:
-        raise OperationNotAllowed(f"issuer {issuer.code} may not certify {operation_code}")
-    age = age_on(id_number, request.issue_date)
-    if age < settings.minimum_age:
-        raise HolderTooYoung(f"applicants must be at least {settings.minimum_age}")
-    if age > settings.maximum_age:
-        raise HolderTooOld(f"applicants must be at most {settings.maximum_age}")
-    today = now.astimezone(CST).date()
-    if request.issue_date > today + timedelta(days=1):
-        raise InvalidDates("issue date is in the future")
-    valid_until = request.valid_until or default_valid_until(request.issue_date, settings.validity_years)
-    if valid_until < request.issue_date:
-        raise InvalidDates("valid_until is before the issue date")
-    review_due = request.review_due
-    if review_due is None and settings.review_required:
-        review_due = add_years(request.issue_date, settings.review_interval_years)
+    (operation_code,) = checked_operations([operation], catalogue)
+    holder = Holder(
+        name=name,
+        masked_id=crypto.mask_visible(id_number),
+        id_hmac=id_number_hmac(id_number, settings.id_hmac_keys[settings.id_hmac_key_version]),
+        id_hmac_version=settings.id_hmac_key_version,
+        birth_date=birth_date(id_number),
+    )
+    # A reissue re-signs what the holder already has; every other basis is a new application.
+    if request.basis != "reissue":
+        every_version = [id_number_hmac(id_number, key) for key in settings.id_hmac_keys.values()]
+        _refuse_if_barred(session, operation=operation_code, id_hmacs=every_version, settings=settings, now=now)
     photo_bytes, photo_type = photo if photo is not None else (None, None)
     if photo is None and request.photo_base64:
         photo_bytes, photo_type = clean_photo(request.photo_base64, max_bytes=settings.max_photo_bytes)
+    return _register(
+        session,
+        keyring,
+        issuer=issuer,
+        holder=holder,
+        operation_code=operation_code,
+        issue_date=request.issue_date or now.astimezone(CST).date(),
+        valid_until=request.valid_until,
+        review_due=request.review_due,
+        photo=(photo_bytes, photo_type or "image/jpeg") if photo_bytes else None,
+        provenance=Provenance(basis=request.basis or "direct"),
+        settings=settings,
+        now=now,
+    )
+
+
+def _issue_for_exam_result(
+    session: Session,
+    keyring: Keyring,
+    *,
+    issuer: Issuer,
+    request: CertificateCreate,
+    settings: Settings,
+    catalogue: Catalogue,
+    now: datetime,
+) -> Certificate:
+    # Locked (PostgreSQL; SQLite's write lock covers it): two requests for one result queue here, and the
+    # unique certificates.exam_result_id stops a batch that certifies it meanwhile.
+    result = session.exec(
+        select(ExamResult)
+        .where(ExamResult.id == request.exam_result_id, ExamResult.issuer_id == issuer.id)
+        .with_for_update()
+    ).first()
+    exam = session.get(ExamSession, result.session_id) if result is not None else None
+    if result is None or exam is None:
+        raise UnknownExamResult()
+    issue_date = request.issue_date or now.astimezone(CST).date()
+    if not result.passed:
+        raise ExamResultNotPassed()
+    if issue_date < exam.exam_date:
+        raise InvalidDates("the issue date is before the exam")
+    if issue_date > result.usable_until:
+        raise ExamResultExpired(f"the pass was usable for issuance until {result.usable_until.isoformat()}")
+    (operation_code,) = checked_operations([exam.operation], catalogue)
+    if session.exec(select(Certificate.id).where(Certificate.exam_result_id == result.id)).first() is not None:
+        raise ExamResultCertified()
+    if result.bar_override_reason is None:
+        _refuse_if_barred(session, operation=operation_code, id_hmacs=[result.id_hmac], settings=settings, now=now)
+    holder = Holder(
+        name=result.holder_name,
+        masked_id=result.masked_id,
+        id_hmac=result.id_hmac,
+        id_hmac_version=result.id_hmac_version,
+        birth_date=result.birth_date,
+    )
+    certificate = _register(
+        session,
+        keyring,
+        issuer=issuer,
+        holder=holder,
+        operation_code=operation_code,
+        issue_date=issue_date,
+        valid_until=request.valid_until,
+        review_due=request.review_due,
+        photo=(result.photo, result.photo_type or "image/jpeg") if result.photo else None,
+        provenance=Provenance(
+            basis="exam", exam_result_id=result.id, exam_session_id=exam.id, exam_point_id=exam.exam_point_id
+        ),
+        settings=settings,
+        now=now,
+    )
+    try:
+        session.flush()  # the unique exam_result_id: a batch that certified this result meanwhile wins
+    except IntegrityError:
+        raise ExamResultCertified() from None
+    return certificate
+
+
+def _refuse_if_barred(
+    session: Session, *, operation: str, id_hmacs: list[bytes], settings: Settings, now: datetime
+) -> None:
+    if barred_holders(session, operation=operation, id_hmacs=id_hmacs, now=now, years=settings.reapplication_bar_years):
+        raise ReapplicationBarred()
+
+
+def reissue_certificate(
+    session: Session,
+    keyring: Keyring,
+    lists: StatusLists,
+    *,
+    certificate: Certificate,
+    issuer: Issuer,
+    reason: str,
+    photo: tuple[bytes, str] | None,
+    settings: Settings,
+    now: datetime,
+) -> Certificate:
+    """Re-sign a valid certificate under the issuer's current key and supersede the old one, in one transaction.
+
+    For a lost card, a compromised key or a correction: the holder, item and validity stay; the new
+    certificate records what it replaces, and verifying the old one answers ``superseded`` naming the new
+    serial. Only a valid certificate can be reissued (a suspended one is not cleared by a reissue).
+    """
+    if certificate.status != "valid":
+        raise InvalidTransition(f"cannot reissue a {certificate.status} certificate")
+    holder = Holder(
+        name=certificate.holder_name,
+        masked_id=certificate.masked_id,
+        id_hmac=certificate.id_hmac,
+        id_hmac_version=certificate.id_hmac_version,
+        birth_date=None,
+    )
+    kept_photo = (certificate.photo, certificate.photo_type or "image/jpeg") if certificate.photo else None
+    replacement = _register(
+        session,
+        keyring,
+        issuer=issuer,
+        holder=holder,
+        operation_code=certificate.operation,
+        issue_date=certificate.issue_date,
+        valid_until=certificate.valid_until,
+        review_due=certificate.review_due,
+        photo=photo or kept_photo,
+        provenance=Provenance(
+            basis="reissue",
+            exam_result_id=None,
+            exam_session_id=certificate.exam_session_id,
+            exam_point_id=certificate.exam_point_id,
+            supersedes_id=certificate.id,
+        ),
+        settings=settings,
+        now=now,
+    )
+    session.flush()
+    change_status(
+        session,
+        lists,
+        certificate=certificate,
+        action="supersede",
+        reason=f"reissued as {replacement.serial}: {reason}"[:500],
+        actor=f"issuer:{issuer.code}",
+        now=now,
+    )
+    return replacement
+
+
+def _register(
+    session: Session,
+    keyring: Keyring,
+    *,
+    issuer: Issuer,
+    holder: Holder,
+    operation_code: str,
+    issue_date: date,
+    valid_until: date | None,
+    review_due: date | None,
+    photo: tuple[bytes, str] | None,
+    provenance: Provenance,
+    settings: Settings,
+    now: datetime,
+) -> Certificate:
+    """Check the rules every certificate obeys, sign it under the issuer's active key and add it to the session."""
+    if operation_code not in issuer.operations:
+        raise OperationNotAllowed(f"issuer {issuer.code} may not certify {operation_code}")
+    if holder.birth_date is not None:
+        age = years_between(holder.birth_date, issue_date)
+        if age < settings.minimum_age:
+            raise HolderTooYoung(f"applicants must be at least {settings.minimum_age}")
+        if age > settings.maximum_age:
+            raise HolderTooOld(f"applicants must be at most {settings.maximum_age}")
+    today = now.astimezone(CST).date()
+    if issue_date > today + timedelta(days=1):
+        raise InvalidDates("issue date is in the future")
+    valid_until = valid_until or default_valid_until(issue_date, settings.validity_years)
+    if valid_until < issue_date:
+        raise InvalidDates("valid_until is before the issue date")
+    if review_due is None and settings.review_required:
+        review_due = add_years(issue_date, settings.review_interval_years)
+    photo_bytes, photo_type = photo if photo is not None else (None, None)
     status_index = draw_status_index(session, issuer)  # locks the issuer row first, as rotation does
     key_row = active_key(session, issuer)
     try:
         claims = CertificateClaims.issue(
             issuer=issuer.code,
-            holder_name=request.holder_name,
-            masked_id=crypto.mask_visible(id_number),
+            holder_name=holder.name,
+            masked_id=holder.masked_id,
             operation=Operation.parse(operation_code),
-            valid_from=request.issue_date,
+            valid_from=issue_date,
             valid_until=valid_until,
             review_due=review_due,
             photo_digest=crypto.photo_digest(photo_bytes) if photo_bytes else None,
@@ -351,10 +584,10 @@ def issue_certificate(
         kid=key_row.kid,
         holder_name=claims.holder_name,
         masked_id=claims.masked_id,
-        id_hmac=id_number_hmac(id_number, settings.id_hmac_keys[settings.id_hmac_key_version]),
-        id_hmac_version=settings.id_hmac_key_version,
+        id_hmac=holder.id_hmac,
+        id_hmac_version=holder.id_hmac_version,
         operation=operation_code,
-        issue_date=request.issue_date,
+        issue_date=issue_date,
         valid_until=valid_until,
         review_due=review_due,
         photo=photo_bytes,
@@ -364,6 +597,11 @@ def issue_certificate(
         envelope=envelope,
         envelope_sha256=hashlib.sha256(envelope).hexdigest(),
         created_at=now,  # a compromised key's certificates are judged by when they were registered
+        basis=provenance.basis,
+        exam_result_id=provenance.exam_result_id,
+        exam_session_id=provenance.exam_session_id,
+        exam_point_id=provenance.exam_point_id,
+        supersedes_id=provenance.supersedes_id,
     )
     session.add(certificate)
     session.add(StatusEvent(certificate_id=certificate.id, action="issued", actor=f"issuer:{issuer.code}", at=now))

@@ -269,6 +269,12 @@ def certificate_summary(
         "status": entry.status if entry else None,
         "status_since": entry.status_since.isoformat() if entry and entry.status_since else None,
         "status_list": _status_list_ref(claims, lists),
+        "superseded_by": entry.superseded_by if entry else None,
+        "exam_point": (
+            {"code": entry.exam_point_code, "name": entry.exam_point_name}
+            if entry is not None and entry.exam_point_code
+            else None
+        ),
         "photo_url": photo_url,
     }
 

@@ -24,10 +24,12 @@ from .errors import HolderCheckLimited, RegistryUnavailable
 _REGISTRY_SQL = """
     SELECT k.state, i.code, i.name, i.operations, c.id, c.status, c.review_due, c.envelope_sha256, c.id_hmac,
            c.id_hmac_version, c.photo_type, k.not_before, k.not_after, k.compromised_at, c.created_at,
-           c.status_changed_at, c.status_index, i.service_phone
+           c.status_changed_at, c.status_index, i.service_phone, e.code, e.name,
+           (SELECT s.serial FROM certificates s WHERE s.supersedes_id = c.id) AS superseded_by
     FROM signing_keys k
     JOIN issuers i ON i.id = k.issuer_id
     LEFT JOIN certificates c ON c.serial = {p}
+    LEFT JOIN exam_points e ON e.id = c.exam_point_id
     WHERE k.kid = {p} AND k.use = 'certificate'
 """
 _API_KEY_SQL = "SELECT id, secret_hash, scope, issuer_id, revoked_at, expires_at FROM api_keys WHERE prefix = {p}"
@@ -73,6 +75,9 @@ class RegistryEntry:
     status_since: datetime | None
     status_index: int | None
     issuer_service_phone: str | None
+    exam_point_code: str | None = None  # where the exam behind the certificate was taken (null: no exam recorded)
+    exam_point_name: str | None = None
+    superseded_by: str | None = None  # the serial of the reissued certificate that replaced this one
 
 
 @dataclass(frozen=True)
@@ -291,4 +296,7 @@ def _entry(row: Any) -> RegistryEntry:
         status_since=_utc(status_since),
         status_index=row[16],
         issuer_service_phone=row[17],
+        exam_point_code=row[18],
+        exam_point_name=row[19],
+        superseded_by=row[20],
     )

@@ -156,6 +156,8 @@ function certFromServer(c) {
     serial: c.serial,
     photoUrl: c.photo_url,
     statusSince: c.status_since ?? null,
+    supersededBy: c.superseded_by ?? null,
+    examPoint: c.exam_point ? c.exam_point.name : null,
   };
 }
 
@@ -513,6 +515,7 @@ function renderCard(cert, accepted) {
   detailRow(details, "field.reviewDue", cert.reviewDue || tr("value.none"));
   const issuer = cert.issuer.name ? [cert.issuer.name, cert.issuer.code] : cert.issuer.code;
   detailRow(details, "field.issuer", issuer);
+  if (cert.examPoint) detailRow(details, "field.examPoint", cert.examPoint);
   detailRow(details, "field.serial", cert.serial, "mono serial");
 }
 
@@ -542,6 +545,7 @@ function nextSteps(m, tone) {
     const since = cstDay(cert && cert.statusSince);
     const statusReason = (m.reasons || []).find((code) => STATUS_REASONS.includes(code));
     if (since && statusReason) lines.push(tr(`next.since.${statusReason}`, { date: since }));
+    if (cert && cert.supersededBy && statusReason === "superseded") lines.push(tr("next.replacedBy", { serial: cert.supersededBy }));
     if (cert && cert.issuer.name) lines.push(tr("next.issuer", { name: cert.issuer.name }));
     const link = cert && cert.issuer.servicePhone ? phoneLink(cert.issuer.servicePhone) : null;
     if (link) lines.push([tr("next.call"), link]);
