@@ -790,10 +790,11 @@ def _open_runtime(settings: Any) -> Iterator[Any]:
         raise UsageError(f"database (--database / CERTSEAL_DATABASE_URL): {reason}") from None
 
 
-def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
-    """Print the demo secrets and, for each demo certificate, its QR URL, QR image link and a curl line."""
+def _print_demo(rt: Any, demo: Sequence[Any], exam_session_id: str) -> None:
+    """Print the demo secrets, each demo certificate's QR URL, QR image link and a curl line, and the exam chain."""
     from sqlmodel import Session
 
+    from .demo import DEMO_EXAM_POINT, DEMO_RESULTS_CSV
     from .models import Certificate
     from .services.issuance import qr_text_of
     from .settings import DEMO_ISSUER_API_KEY, DEMO_SECRETS
@@ -817,6 +818,15 @@ def _print_demo(rt: Any, demo: Sequence[Any]) -> None:
                 f"    try:  curl -s -X POST {base}/v1/verify -H 'Content-Type: application/json' "
                 f'-d \'{{"qr": "{text}", "purpose": "hot_work"}}\''
             )
+    auth = f"-H 'Authorization: Bearer {DEMO_ISSUER_API_KEY}'"
+    print(f"\n  From exam to card: exam session {exam_session_id} (welding 2.1 at exam point {DEMO_EXAM_POINT})")
+    print(f"    1 results: curl -s -X POST {base}/v1/exam-sessions/{exam_session_id}/results {auth} \\")
+    print(f"                 -H 'Content-Type: text/csv' --data-binary @{DEMO_RESULTS_CSV}")
+    print(f"    2 issue:   curl -s -X POST {base}/v1/certificate-batches {auth} -H 'Idempotency-Key: demo-1' \\")
+    print(f"                 -H 'Content-Type: application/json' -d '{{\"session\": \"{exam_session_id}\"}}'")
+    print(f"    3 cards:   curl -s -o cards.pdf {base}/v1/certificate-batches/<batch id>/cards.pdf {auth}")
+    print(f"    or: certseal exam import --demo --session {exam_session_id} {DEMO_RESULTS_CSV}")
+    print(f"        certseal batch issue --demo --session {exam_session_id}")
     print()
 
 
@@ -841,7 +851,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     import uvicorn
 
-    from .demo import ensure_demo_trust_anchor, seed_demo
+    from .demo import ensure_demo_trust_anchor, seed_demo, seed_demo_exam
     from .main import create_app
     from .metrics import prepare_multiprocess_metrics_dir
     from .serving import (
@@ -873,7 +883,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Checks the schema is current and the keys decrypt before binding the port.
         with _open_runtime(settings) as rt:
             if settings.demo:
-                _print_demo(rt, seed_demo(rt))
+                _print_demo(rt, seed_demo(rt), seed_demo_exam(rt))
     except (CertsealError, RuntimeError) as exc:
         raise UsageError(f"cannot start: {exc} {getattr(exc, 'detail', '')}".strip()) from None
     sys.stdout.flush()  # the demo lines come before uvicorn's log even when stdout is a pipe (docker logs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -17,7 +17,7 @@ from schemas.idnumber import check_character
 
 from .db import write_transaction
 from .deployment import DemoIssuerConflict, demo_issuer_ids, flag_demo_data
-from .models import ApiKey, Certificate, Issuer
+from .models import ApiKey, Certificate, ExamPoint, ExamPointExclusion, ExamSession, Issuer, TrainingInstitution
 from .runtime import Runtime
 from .security import hash_api_key
 from .services import issuance
@@ -183,3 +183,66 @@ def seed_demo(rt: Runtime) -> list[DemoCertificate]:
         )
         for row in rows
     ]
+
+
+DEMO_EXAM_POINT = "GD-EP-001"
+DEMO_RESULTS_CSV = "examples/exam-results.csv"
+# GD-TI-003 is the exam point's own training arm: 教考分离 forbids it to examine that institution's trainees.
+DEMO_TRAINING_INSTITUTIONS = (
+    ("GD-TI-001", "广州市安全技术培训中心（演示）"),
+    ("GD-TI-002", "佛山市焊接技术培训学校（演示）"),
+    ("GD-TI-003", "天河考试点附属培训部（演示）"),
+)
+
+
+def seed_demo_exam(rt: Runtime) -> str:
+    """Create, if absent, the demo's training institutions, exam point and a welding exam session; return its id.
+
+    The session (item 2.1, three days ago, practical on real equipment) is where
+    ``examples/exam-results.csv`` goes, so a newcomer can run exam → import → batch → printed cards.
+    """
+    if not rt.settings.demo:
+        raise RuntimeError("demo data is only seeded in demo mode (--demo or CERTSEAL_DEMO=true)")
+    with Session(rt.engine, expire_on_commit=False) as session, write_transaction(session):
+        issuer = session.exec(select(Issuer).where(Issuer.code == DEMO_ISSUER["code"])).one()
+        point = session.exec(select(ExamPoint).where(ExamPoint.code == DEMO_EXAM_POINT)).first()
+        if point is None:
+            today = rt.clock.now().astimezone(CST).date()
+            institutions = [
+                TrainingInstitution(code=code, issuer_id=issuer.id, name=name, region="广东省")
+                for code, name in DEMO_TRAINING_INSTITUTIONS
+            ]
+            point = ExamPoint(
+                code=DEMO_EXAM_POINT,
+                issuer_id=issuer.id,
+                name="广州市安全生产考试点（天河，演示）",
+                region="广东省",
+                address="广州市天河区演示路 1 号",
+                operations=["2.1", "2.2", "3.1"],
+                capacity_per_session=60,
+                accredited_from=date(2024, 1, 1),
+                accredited_until=add_years(today, 3),
+            )
+            session.add_all(institutions)
+            session.add(point)
+            session.flush()
+            session.add(ExamPointExclusion(exam_point_id=point.id, training_institution_id=institutions[2].id))
+            session.add(
+                ExamSession(
+                    issuer_id=issuer.id,
+                    exam_point_id=point.id,
+                    operation="2.1",
+                    exam_date=today - timedelta(days=3),
+                    theory_exam=True,
+                    practical_exam=True,
+                    real_equipment=True,
+                    proctor_ids=["GD-P-1001", "GD-P-1002"],
+                )
+            )
+            session.flush()
+        exam = session.exec(
+            select(ExamSession).where(ExamSession.exam_point_id == point.id).order_by(ExamSession.created_at)  # type: ignore[arg-type]
+        ).first()
+        if exam is None:
+            raise RuntimeError(f"the demo exam point {DEMO_EXAM_POINT} has no session")
+        return exam.id

@@ -20,13 +20,19 @@ from .migrate import require_current_schema
 from .models import (
     ApiKey,
     Certificate,
+    CertificateBatch,
     DeploymentFlag,
+    ExamPoint,
+    ExamPointExclusion,
+    ExamResult,
+    ExamSession,
     HolderCheckCounter,
     IdempotencyRecord,
     Issuer,
     SigningKeyRow,
     StatusEvent,
     StatusListRow,
+    TrainingInstitution,
     VerificationDaily,
     VerificationEvent,
     utcnow,
@@ -128,7 +134,7 @@ class PurgeResult:
 
 
 def purge_demo_data(engine: Engine) -> PurgeResult:
-    """Remove, in one transaction, the demo issuers with their keys, API keys, certificates and the flag.
+    """Remove, in one transaction, the demo issuers with their keys, API keys, certificates, exam data and the flag.
 
     With the certificates go their status events, holder-check counters and verification events, and
     with the issuers their idempotency records and daily verification counts (``verification_daily``,
@@ -154,6 +160,13 @@ def purge_demo_data(engine: Engine) -> PurgeResult:
                 or_(ApiKey.issuer_id.in_(issuer_ids), ApiKey.prefix == DEMO_ISSUER_API_KEY_PREFIX)  # type: ignore[union-attr]
             )
         ).rowcount
+        # The exam chain after the certificates that point into it, children before parents.
+        own_points = select(ExamPoint.id).where(ExamPoint.issuer_id.in_(issuer_ids))  # type: ignore[attr-defined]
+        for table in (CertificateBatch, ExamResult, ExamSession):
+            connection.execute(delete(table).where(table.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
+        connection.execute(delete(ExamPointExclusion).where(ExamPointExclusion.exam_point_id.in_(own_points)))  # type: ignore[attr-defined]
+        for table in (ExamPoint, TrainingInstitution):
+            connection.execute(delete(table).where(table.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
         connection.execute(delete(StatusListRow).where(StatusListRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
         connection.execute(delete(SigningKeyRow).where(SigningKeyRow.issuer_id.in_(issuer_ids)))  # type: ignore[attr-defined]
         connection.execute(delete(Issuer).where(Issuer.id.in_(issuer_ids)))  # type: ignore[attr-defined]

@@ -751,12 +751,14 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 @pytest.fixture
 def seed_demo_data(clock: FixedClock) -> Callable[[Settings], list[Any]]:
     """Return a function seeding the demo data set (as ``serve --demo`` does) into the settings' database."""
-    from api.demo import seed_demo
+    from api.demo import seed_demo, seed_demo_exam
     from api.runtime import runtime
 
     def seed(settings: Settings) -> list[Any]:
         with runtime(settings, clock=clock) as rt:
-            return seed_demo(rt)
+            certificates = seed_demo(rt)
+            seed_demo_exam(rt)
+            return certificates
 
     return seed
 

@@ -196,6 +196,8 @@ def test_purge_removes_only_the_demo_data(make_app, make_settings, seed_demo_dat
     assert table_rows(database_url, "SELECT count(*) FROM api_keys") == [(1,)]
     assert table_rows(database_url, "SELECT count(*) FROM deployment_flags") == [(0,)]
     assert len(table_rows(database_url, "SELECT kid FROM signing_keys")) == 2  # the kept issuer's two keys
+    for table in ("training_institutions", "exam_points", "exam_point_exclusions", "exam_sessions"):
+        assert table_rows(database_url, f"SELECT count(*) FROM {table}") == [(0,)], table  # noqa: S608
 
 
 def test_demo_purge_command_on_a_database_without_demo_data(run_cli, database_url):
