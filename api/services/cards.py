@@ -243,7 +243,8 @@ def sheet_position(slot: int) -> tuple[float, float]:
 
 
 def _canvas(out: io.BytesIO, size: tuple[float, float], title: str) -> Canvas:
-    canvas = Canvas(out, pagesize=size, pageCompression=1, invariant=1)
+    # The Latin font as the initial one: otherwise ReportLab names Helvetica, a font the PDF would not embed.
+    canvas = Canvas(out, pagesize=size, pageCompression=1, invariant=1, initialFontName=LATIN_FONT)
     canvas.setTitle(title)
     canvas.setCreator("certseal")
     return canvas
