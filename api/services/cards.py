@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import reportlab
+from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import inch, mm
 from reportlab.lib.utils import ImageReader
@@ -39,6 +40,9 @@ from ..models import Certificate, CertificateBatch, Issuer
 from ..settings import Settings
 from . import issuance
 from .errors import CardFontMissing, Conflict
+
+# Image data as binary streams, not ASCII85 text: a quarter smaller and much faster (only cards use ReportLab).
+rl_config.useA85 = 0
 
 # Debian's fonts-droid-fallback (Apache-2.0); CERTSEAL_CARD_FONT_FILE names another TrueType CJK font.
 DEFAULT_CARD_FONT = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
@@ -310,14 +314,18 @@ def _draw_card(canvas: Canvas, face: CardFace, font: CardFont, x: float, y: floa
 
 
 def _draw_qr(canvas: Canvas, symbol: crypto.QrSymbol, x: float, y: float) -> None:
-    """Dark modules as one path of horizontal runs on a white square that includes the quiet zone."""
+    """Dark modules as horizontal runs on a white square that includes the quiet zone.
+
+    The runs are written as PDF operators in module units under one scaling transform: whole numbers,
+    exact module edges, a small page stream, and no per-number formatting by ReportLab (its pure-Python
+    number formatter made the QR most of a card's drawing time).
+    """
     side = (symbol.size + 2 * QUIET_ZONE) * QR_MODULE
     canvas.setFillColorRGB(1, 1, 1)
     canvas.rect(x, y, side, side, stroke=0, fill=1)
-    origin_x = x + QUIET_ZONE * QR_MODULE
-    origin_top = y + side - QUIET_ZONE * QR_MODULE
-    path = canvas.beginPath()
+    runs: list[str] = []
     for row_number, row in enumerate(symbol.modules):
+        bottom = symbol.size - 1 - row_number  # PDF's y axis points up
         column = 0
         while column < symbol.size:
             if not row[column]:
@@ -326,14 +334,10 @@ def _draw_qr(canvas: Canvas, symbol: crypto.QrSymbol, x: float, y: float) -> Non
             start = column
             while column < symbol.size and row[column]:
                 column += 1
-            path.rect(
-                origin_x + start * QR_MODULE,
-                origin_top - (row_number + 1) * QR_MODULE,
-                (column - start) * QR_MODULE,
-                QR_MODULE,
-            )
-    canvas.setFillColorRGB(0, 0, 0)
-    canvas.drawPath(path, stroke=0, fill=1)
+            runs.append(f"{start} {bottom} {column - start} 1 re")
+    origin_x, origin_y = x + QUIET_ZONE * QR_MODULE, y + QUIET_ZONE * QR_MODULE
+    canvas.addLiteral(f"q 0 g {QR_MODULE:.6f} 0 0 {QR_MODULE:.6f} {origin_x:.4f} {origin_y:.4f} cm\n")
+    canvas.addLiteral("\n".join(runs) + "\nf Q")
 
 
 def _draw_photo(canvas: Canvas, photo: bytes | None, x: float, y: float, font: CardFont) -> None:
