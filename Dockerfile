@@ -21,7 +21,9 @@ RUN /venv/bin/pip install --no-deps --no-build-isolation . && /venv/bin/pip chec
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/venv/bin:$PATH \
     CERTSEAL_DATABASE_URL=sqlite:////data/certseal.db
-RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home certseal
+# Printed cards (GET …/card.pdf, …/cards.pdf) embed a subset of Droid Sans Fallback (Apache-2.0).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-droid-fallback && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --home-dir /data --create-home certseal
 COPY --from=build /venv /venv
 COPY deploy/docker-entrypoint.sh /usr/local/bin/certseal-entrypoint
 USER 10001:10001

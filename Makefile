@@ -23,9 +23,12 @@ postgres-running:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { $(SUDO) pg_ctlcluster $$(pg_lsclusters -h | awk 'NR==1 {print $$1, $$2}') start && sleep 2; }
 
 # Browser tests drive Debian's Chromium (never a downloaded browser); CJK fonts make Chinese render.
+# Printed cards embed Droid Sans Fallback (TrueType outlines; ReportLab cannot embed Noto Sans CJK's CFF).
 system-packages:
-	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk'; then \
-		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk wrk; \
+	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk' \
+		|| [ ! -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ]; then \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk \
+			fonts-droid-fallback wrk; \
 	fi
 
 lint:

@@ -30,7 +30,7 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .pruner import PeriodicPruner
-from .routers import catalogue, certificates, health, issuers, keys, page, status_lists, trust_list, verify
+from .routers import cards, catalogue, certificates, health, issuers, keys, page, status_lists, trust_list, verify
 from .routers import metrics as metrics_router
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
@@ -192,6 +192,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         trust_list.router,
         catalogue.router,
         certificates.router,
+        cards.router,
         issuers.router,
         page.router,
     ):
