@@ -20,6 +20,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 import crypto
+from api.cli import main
 from api.models import Certificate, CertificateBatch, ExamPoint, ExamResult, ExamSession, Issuer, StatusEvent, new_id
 from api.security import id_number_hmac
 from api.services import batches
@@ -397,3 +398,23 @@ def test_the_signing_pool_signs_what_verifies(
     for certificate_id in body["certificate_ids"][::13]:
         qr = app_client.get(f"/v1/certificates/{certificate_id}", headers=issuer.headers).json()["qr_text"]
         assert verify(qr)["decision"] == "accept"
+
+
+def test_the_command_line_issues_a_session_and_reports_it(
+    app: FastAPI, app_client: TestClient, issuer: ApiIssuer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`certseal batch issue --session` issues in-process and prints the counts; `batch status` prints them again."""
+    exam = seed(app, issuer, passed=12, usable_until=date.today() + timedelta(days=300))
+    database = ["--database", app.state.settings.database_url, "--demo"]
+
+    issued = main(["batch", "issue", "--session", exam.id, "--idempotency-key", "cli-1", *database])
+    issue_output = capsys.readouterr().out
+    batch_id = issue_output.split()[1].rstrip(":")
+    status = main(["batch", "status", batch_id, *database])
+    status_output = capsys.readouterr().out
+
+    assert issued == 0
+    assert f"batch {batch_id}: done, 12 of 12 results, 12 certificates, 0 errors" in issue_output
+    assert status == 0
+    assert status_output.strip() == f"batch {batch_id}: done, 12 of 12 results, 12 certificates, 0 errors"
+    assert certificates_per_result(app) == dict.fromkeys(exam.passed, 1)

@@ -184,6 +184,16 @@ def submit_batch(
     return batch
 
 
+def session_issuer(session: Session, session_id: str) -> Issuer:
+    """The issuer an exam session belongs to (the command line acts for it); :class:`ExamSessionNotFound`."""
+    with read_transaction(session):
+        exam_session = session.get(ExamSession, session_id) if could_be_id(session_id) else None
+        issuer = session.get(Issuer, exam_session.issuer_id) if exam_session is not None else None
+    if issuer is None:
+        raise ExamSessionNotFound()
+    return issuer
+
+
 def find_batch(session: Session, batch_id: str) -> CertificateBatch | None:
     """The batch with this id from a URL, or None (also for a string that cannot be an id)."""
     if not could_be_id(batch_id):
