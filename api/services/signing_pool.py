@@ -48,8 +48,13 @@ def _sign_in_worker(kid: str, encrypted_pem: str, claims: Sequence[CertificateCl
 
 
 def default_processes(configured: int | None) -> int:
-    """``CERTSEAL_BATCH_SIGNING_PROCESSES``, or one per CPU when unset."""
-    return configured or os.cpu_count() or 1
+    """``CERTSEAL_BATCH_SIGNING_PROCESSES``, or when unset one per CPU from 3 CPUs on.
+
+    On 2 CPUs signing in the worker's own thread measured faster than the pool (bench/bench_batch.py:
+    the database work and the hand-over to the processes compete with the signers for the same two cores).
+    """
+    cpus = os.cpu_count() or 1
+    return configured or (cpus if cpus > 2 else 1)
 
 
 class SigningPool:
