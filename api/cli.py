@@ -1344,6 +1344,82 @@ def cmd_issue(args: argparse.Namespace) -> int:
     return _admin_task(args, task)
 
 
+def _batch_report(view: Any) -> str:
+    """A batch as the command line prints it: id, counts, then one line per refused result."""
+    batch = view.batch
+    lines = [
+        f"batch {batch.id}: {batch.status}, {batch.done} of {batch.total} results, "
+        f"{len(view.certificate_ids)} certificates, {len(batch.errors)} errors"
+    ]
+    lines += [f"  {error['result_id'] or '(batch)'}: {error['code']}: {error['message']}" for error in batch.errors]
+    return "\n".join(lines)
+
+
+def cmd_batch_issue(args: argparse.Namespace) -> int:
+    """Issue the certificates of an exam session in this process, with a progress bar; print the batch."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from sqlmodel import Session
+
+    from .services import batches
+    from .services.errors import ServiceError
+    from .services.signing_pool import SigningPool, default_processes
+
+    settings = _service_settings(args)
+    with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False, autobegin=False) as session:
+        pool = SigningPool(
+            rt.keyring,
+            settings.require("key_passphrase").encode(),
+            processes=default_processes(settings.batch_signing_processes),
+        )
+        worker = batches.BatchWorker(rt.engine, rt.keyring, pool, settings=settings, clock=rt.clock)
+        try:
+            issuer = batches.session_issuer(session, args.session)
+            batch = batches.submit_batch(
+                session,
+                issuer=issuer,
+                request=batches.BatchRequest(session_id=args.session),
+                idempotency_key=args.idempotency_key,
+                actor="admin:cli",
+                now=rt.clock.now(),
+                lease_owner=worker.owner,
+                lease_seconds=settings.batch_lease_seconds,
+            )
+            print(f"batch {batch.id}: {batch.total} results", flush=True)
+            columns = (TextColumn("issuing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            with Progress(*columns, transient=True) as bar:
+                task = bar.add_task("issuing", total=batch.total, completed=batch.done)
+                ours = batch.status == "running" and batch.lease_owner == worker.owner
+                if ours or worker.claim(batch.id):
+                    worker.run(batch.id, on_progress=lambda progress: bar.update(task, completed=progress.done))
+                # Held by another process (a server, or a run of this command): follow it to the end.
+                while (view := batches.batch_view(session, batch.id)).batch.status in ("queued", "running"):
+                    bar.update(task, completed=view.batch.done)
+                    time.sleep(0.5)
+        except ServiceError as exc:
+            raise UsageError(f"{exc.code}: {exc.message}") from None
+        finally:
+            pool.close()
+    print(_batch_report(view))
+    return EXIT_OK if view.batch.status == "done" else EXIT_REJECT
+
+
+def cmd_batch_status(args: argparse.Namespace) -> int:
+    """Print a batch's status, counts and per-result errors."""
+    from sqlmodel import Session
+
+    from .services import batches
+
+    settings = _service_settings(args)
+    with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False, autobegin=False) as session:
+        if batches.find_batch(session, args.batch_id) is None:
+            raise UsageError("batch_not_found: no such certificate batch")
+        view = batches.batch_view(session, args.batch_id)
+    print(_batch_report(view))
+    return EXIT_OK
+
+
 def openapi_yaml() -> str:
     """The service's OpenAPI schema as YAML, exactly as ``openapi.yaml`` holds it."""
     import yaml
@@ -1592,6 +1668,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     service_options(issue)
     issue.set_defaults(handler=cmd_issue)
+
+    batch = sub.add_parser("batch", help="certificate batches: issue a whole exam session at once")
+    batch_sub = batch.add_subparsers(dest="batch_command", required=True, parser_class=_Parser)
+    batch_issue = batch_sub.add_parser(
+        "issue", help="issue the certificates of every passed, uncertified result of an exam session"
+    )
+    batch_issue.add_argument("--session", required=True, metavar="ID", help="the exam session's id")
+    batch_issue.add_argument(
+        "--idempotency-key", metavar="KEY", help="a rerun with the same key continues the same batch"
+    )
+    service_options(batch_issue)
+    batch_issue.set_defaults(handler=cmd_batch_issue)
+    batch_status = batch_sub.add_parser("status", help="print a batch's progress and per-result errors")
+    batch_status.add_argument("batch_id", metavar="ID")
+    service_options(batch_status)
+    batch_status.set_defaults(handler=cmd_batch_status)
 
     keys = sub.add_parser("api-key", help="list, revoke and expire issuer and app API keys")
     keys_sub = keys.add_subparsers(dest="api_key_command", required=True, parser_class=_Parser)

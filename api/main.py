@@ -30,8 +30,21 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .pruner import PeriodicPruner
-from .routers import cards, catalogue, certificates, health, issuers, keys, page, status_lists, trust_list, verify
+from .routers import (
+    cards,
+    catalogue,
+    certificate_batches,
+    certificates,
+    health,
+    issuers,
+    keys,
+    page,
+    status_lists,
+    trust_list,
+    verify,
+)
 from .routers import metrics as metrics_router
+from .services.batches import BatchRunner
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
@@ -155,11 +168,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         )
         pruner.start()
         app.state.pruner = pruner
+        # Certificate batches: a thread claiming batches by lease, woken by each submission.
+        app.state.batch_runner = BatchRunner.started(engine, keyring, settings=settings, clock=app.state.clock)
         log.info("certseal ready: %d active signing keys", active)
         try:
             yield
         finally:
             await pruner.stop()
+            await to_thread.run_sync(app.state.batch_runner.stop)
             verify_lane.close()
             if redis is not None:
                 await to_thread.run_sync(redis.close)
@@ -193,6 +209,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         catalogue.router,
         certificates.router,
         cards.router,
+        certificate_batches.router,
         issuers.router,
         page.router,
     ):

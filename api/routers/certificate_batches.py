@@ -1,0 +1,153 @@
+"""Certificate batches: submit the certificates of a whole exam session (or a list of results), read progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.api import ErrorResponse
+
+from ..deps import ClockDep, IssuerDep, IssuerOrAdminDep, SessionDep
+from ..errors import DATABASE_UNAVAILABLE_RESPONSE
+from ..models import CertificateBatch
+from ..services import batches
+from ..services.errors import BatchNotFound
+
+router = APIRouter(
+    prefix="/v1/certificate-batches",
+    tags=["certificate batches"],
+    responses={
+        401: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        **DATABASE_UNAVAILABLE_RESPONSE,
+    },
+)
+
+ResultId = Annotated[str, Field(max_length=64)]
+
+
+class BatchCreate(BaseModel):
+    """Issue every passed, uncertified result of one exam session, or the listed exam results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session: str | None = Field(default=None, max_length=64, description="an exam session id of the caller's")
+    results: list[ResultId] | None = Field(
+        default=None, min_length=1, max_length=batches.MAX_RESULTS, description="exam result ids (at most 10,000)"
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> BatchCreate:
+        if (self.session is None) == (self.results is None):
+            raise ValueError("give either session or results")
+        return self
+
+
+class BatchAccepted(BaseModel):
+    """A batch was accepted (or, for a known Idempotency-Key, this is the batch the key made)."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    links: dict[str, str]
+
+
+class BatchError(BaseModel):
+    """One result the batch did not certify (``result_id`` null: the batch as a whole failed)."""
+
+    result_id: str | None
+    code: str
+    message: str
+
+
+class BatchOut(BaseModel):
+    """A batch's progress: ``done`` of ``total`` results handled, the certificates issued and the refusals."""
+
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    session: str | None
+    total: int
+    done: int
+    certificate_ids: list[str]
+    errors: list[BatchError]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: dict[str, str]
+
+
+def _links(batch_id: str) -> dict[str, str]:
+    base = f"/v1/certificate-batches/{batch_id}"
+    return {"self": base, "cards_pdf": f"{base}/cards.pdf"}
+
+
+def owned_batch(batch_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> CertificateBatch:
+    """The batch in the path if the caller may see it (its issuer, or the admin); else 404 as for a missing one."""
+    batch = batches.find_batch(session, batch_id)
+    if batch is None or (
+        principal.kind != "admin" and (principal.issuer is None or batch.issuer_id != principal.issuer.id)
+    ):
+        raise BatchNotFound()
+    return batch
+
+
+OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    summary="Issue the certificates of an exam session or of listed results as a background job (issuer API key)",
+    description="Answers 202 at once; `GET` the `self` link for progress. The same `Idempotency-Key` with the "
+    "same body answers with the same batch (never a second one); with another body it is 409 `batch_conflict`.",
+    responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+)
+def submit_batch(
+    body: BatchCreate,
+    request: Request,
+    issuer: IssuerDep,
+    session: SessionDep,
+    clock: ClockDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Record the batch and wake this process's batch runner."""
+    batch = batches.submit_batch(
+        session,
+        issuer=issuer,
+        request=batches.BatchRequest(
+            session_id=body.session, result_ids=tuple(body.results) if body.results is not None else None
+        ),
+        idempotency_key=idempotency_key,
+        actor=f"issuer:{issuer.code}",
+        now=clock.now(),
+    )
+    request.app.state.batch_runner.wake()
+    payload = BatchAccepted(id=batch.id, status=batch.status, links=_links(batch.id))  # type: ignore[arg-type]
+    return JSONResponse(
+        payload.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/certificate-batches/{batch.id}"}
+    )
+
+
+@router.get("/{batch_id}", response_model=BatchOut, summary="A batch's progress, certificates and per-result errors")
+def read_batch(batch: OwnedBatchDep, session: SessionDep) -> BatchOut:
+    """Read the batch as it stands now."""
+    view = batches.batch_view(session, batch.id)
+    current = view.batch
+    return BatchOut(
+        id=current.id,
+        status=current.status,  # type: ignore[arg-type]
+        session=current.session_id,
+        total=current.total,
+        done=current.done,
+        certificate_ids=view.certificate_ids,
+        errors=[BatchError.model_validate(error) for error in current.errors],
+        created_at=current.created_at,
+        started_at=current.started_at,
+        finished_at=current.finished_at,
+        links=_links(current.id),
+    )
