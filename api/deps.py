@@ -28,7 +28,7 @@ from .clock import Clock
 from .db import read_transaction
 from .errors import ApiError
 from .keyring import Keyring
-from .models import ApiKey, Certificate, Issuer, could_be_id
+from .models import ApiKey, Certificate, CertificateBatch, Issuer, could_be_id
 from .security import api_key_matches, api_key_prefix
 from .services.errors import RegistryUnavailable
 from .services.key_usage import KeyUsage
@@ -259,3 +259,19 @@ def find_certificate(session: Session, certificate_id: str) -> Certificate | Non
 
 
 OwnedCertificateDep = Annotated[Certificate, Depends(owned_certificate)]
+
+
+def owned_batch(batch_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> CertificateBatch:
+    """The certificate batch in the path if the caller may see it (its issuer, or the admin); else 404 as if absent."""
+    batch = None
+    if could_be_id(batch_id):
+        with read_transaction(session):
+            batch = session.get(CertificateBatch, batch_id)
+    if batch is None or (
+        principal.kind != "admin" and (principal.issuer is None or batch.issuer_id != principal.issuer.id)
+    ):
+        raise ApiError(404, "batch_not_found", "no such certificate batch")
+    return batch
+
+
+OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]

@@ -5,18 +5,13 @@ Rendering is CPU work, so the handlers are plain ``def`` and run on FastAPI's th
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from schemas.api import ErrorResponse
 
-from ..db import read_transaction
-from ..deps import CatalogueDep, IssuerDep, OwnedCertificateDep, SessionDep, SettingsDep
+from ..deps import CatalogueDep, IssuerDep, OwnedBatchDep, OwnedCertificateDep, SessionDep, SettingsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
-from ..models import CertificateBatch, could_be_id
 from ..services import cards
-from ..services.errors import BatchNotFound
 
 router = APIRouter(
     tags=["cards"],
@@ -30,20 +25,6 @@ router = APIRouter(
 )
 
 _PDF = {200: {"content": {"application/pdf": {}}, "description": "print-ready PDF"}}
-
-
-def owned_batch(batch_id: str, issuer: IssuerDep, session: SessionDep) -> CertificateBatch:
-    """The batch in the path if it belongs to the calling issuer; else 404, exactly as for a missing one."""
-    batch = None
-    if could_be_id(batch_id):
-        with read_transaction(session):
-            batch = session.get(CertificateBatch, batch_id)
-    if batch is None or batch.issuer_id != issuer.id:
-        raise BatchNotFound()
-    return batch
-
-
-OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]
 
 
 def _pdf(body: bytes, filename: str) -> Response:

@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Header, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.api import ErrorResponse
 
-from ..deps import ClockDep, IssuerDep, IssuerOrAdminDep, SessionDep
+from ..deps import ClockDep, IssuerDep, OwnedBatchDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
-from ..models import CertificateBatch
 from ..services import batches
-from ..services.errors import BatchNotFound
 
 router = APIRouter(
     prefix="/v1/certificate-batches",
@@ -83,19 +81,6 @@ class BatchOut(BaseModel):
 def _links(batch_id: str) -> dict[str, str]:
     base = f"/v1/certificate-batches/{batch_id}"
     return {"self": base, "cards_pdf": f"{base}/cards.pdf"}
-
-
-def owned_batch(batch_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> CertificateBatch:
-    """The batch in the path if the caller may see it (its issuer, or the admin); else 404 as for a missing one."""
-    batch = batches.find_batch(session, batch_id)
-    if batch is None or (
-        principal.kind != "admin" and (principal.issuer is None or batch.issuer_id != principal.issuer.id)
-    ):
-        raise BatchNotFound()
-    return batch
-
-
-OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]
 
 
 @router.post(
