@@ -30,7 +30,21 @@ from .middleware import (
     SecurityHeadersMiddleware,
 )
 from .pruner import PeriodicPruner
-from .routers import catalogue, certificates, health, issuers, keys, page, status_lists, trust_list, verify
+from .routers import (
+    catalogue,
+    certificates,
+    exam_points,
+    exam_results,
+    exam_sessions,
+    health,
+    issuers,
+    keys,
+    page,
+    status_lists,
+    training_institutions,
+    trust_list,
+    verify,
+)
 from .routers import metrics as metrics_router
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
@@ -193,6 +207,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         catalogue.router,
         certificates.router,
         issuers.router,
+        training_institutions.router,
+        exam_points.router,
+        exam_sessions.router,
+        exam_results.router,
         page.router,
     ):
         app.include_router(router)
@@ -207,6 +225,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         max_age=86400,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
