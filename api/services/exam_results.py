@@ -606,11 +606,11 @@ def import_photo_zip(session: Session, *, exam_session: ExamSession, data: bytes
     def flush() -> None:
         if pending:
             with write_transaction(session):
-                session.execute(
-                    update(ExamResult)
-                    .where(ExamResult.id == bindparam("result_id"))  # type: ignore[arg-type]
-                    .values(photo=bindparam("photo_bytes"), photo_type=bindparam("media_type"))
-                    .execution_options(synchronize_session=False),
+                table = ExamResult.__table__  # type: ignore[attr-defined]
+                session.execute(  # the table, not the entity: one plain executemany by id
+                    update(table)
+                    .where(table.c.id == bindparam("result_id"))
+                    .values(photo=bindparam("photo_bytes"), photo_type=bindparam("media_type")),
                     pending,
                 )
             pending.clear()
