@@ -1420,6 +1420,53 @@ def cmd_batch_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_exam_import(args: argparse.Namespace) -> int:
+    """Import an exam session's results CSV into the database: progress bar, per-row report, summary line.
+
+    Exit 0 when every row is recorded (new or unchanged), 1 when some rows were refused, 2 on usage errors.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlmodel import Session
+
+    from .db import write_transaction
+    from .services import exam_registry, exam_results
+    from .services.errors import ServiceError
+
+    try:
+        data = Path(args.file).read_bytes()
+        rows = exam_results.parse_csv(data)
+    except ServiceError as exc:
+        raise UsageError(f"{args.file}: {exc.code}: {exc.message}") from None
+    settings = _service_settings(args)
+    with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False) as session:
+        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        # The bar goes to stderr, so the report on stdout can be piped or saved as it is.
+        with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("rows", total=len(rows))
+            try:
+                with write_transaction(session):
+                    exam_session = exam_registry.find_exam_session(session, session_id=args.session, owner=None)
+                    report = exam_results.import_results(
+                        session,
+                        exam_session=exam_session,
+                        rows=rows,
+                        settings=rt.settings,
+                        now=rt.clock.now(),
+                        progress=lambda done: progress.advance(bar, done),
+                    )
+            except ServiceError as exc:
+                raise UsageError(f"{exc.code}: {exc.message}") from None
+    for issue in sorted([*report.errors, *report.warnings], key=lambda issue: issue.line):
+        kind = "warning" if issue in report.warnings else "error"
+        print(f"line {issue.line}: {kind} {issue.code}: {issue.message}")
+    print(
+        f"{report.rows} rows: {report.accepted} recorded ({report.passed} passed), {report.unchanged} unchanged, "
+        f"{report.rejected} refused, {len(report.warnings)} warnings"
+    )
+    return EXIT_REJECT if report.rejected else EXIT_OK
+
+
 def openapi_yaml() -> str:
     """The service's OpenAPI schema as YAML, exactly as ``openapi.yaml`` holds it."""
     import yaml
@@ -1712,6 +1759,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     purge.add_argument("--database", help="database URL (default: CERTSEAL_DATABASE_URL, else sqlite:///./certseal.db)")
     purge.set_defaults(handler=cmd_demo_purge)
+
+    exam = sub.add_parser("exam", help="exam sessions and their results, directly in the database")
+    exam_sub = exam.add_subparsers(dest="exam_command", required=True, parser_class=_Parser)
+    exam_import = exam_sub.add_parser(
+        "import",
+        help="import a session's results CSV (header: id_number,name,theory_score,practical_score,"
+        "training_institution); exit 0 all recorded, 1 some rows refused",
+    )
+    exam_import.add_argument("--session", required=True, metavar="ID", help="the exam session's id")
+    exam_import.add_argument("file", metavar="results.csv")
+    service_options(exam_import)
+    exam_import.set_defaults(handler=cmd_exam_import)
 
     openapi = sub.add_parser("openapi", help="write the service's OpenAPI schema as YAML")
     openapi.add_argument("--out", default="openapi.yaml")

@@ -35,11 +35,15 @@ from .routers import (
     catalogue,
     certificate_batches,
     certificates,
+    exam_points,
+    exam_results,
+    exam_sessions,
     health,
     issuers,
     keys,
     page,
     status_lists,
+    training_institutions,
     trust_list,
     verify,
 )
@@ -211,6 +215,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         cards.router,
         certificate_batches.router,
         issuers.router,
+        training_institutions.router,
+        exam_points.router,
+        exam_sessions.router,
+        exam_results.router,
         page.router,
     ):
         app.include_router(router)
@@ -225,6 +233,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
         max_age=86400,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, upload_max_bytes=settings.max_upload_bytes
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app

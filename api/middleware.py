@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -105,19 +106,28 @@ _TOO_LARGE = json.dumps(
 ).encode()
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+# Bulk uploads (an exam session's results and its photo zip) may be larger than any other body.
+UPLOAD_PATHS = re.compile(r"/v1/exam-sessions/[^/]+/(?:results|photos)")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``max_bytes`` (``upload_max_bytes`` on :data:`UPLOAD_PATHS`) with 413.
+
+    Checked by Content-Length, and while streaming for a body sent without one.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_max_bytes = max(max_bytes, upload_max_bytes or max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_max_bytes if UPLOAD_PATHS.fullmatch(scope["path"]) else self.max_bytes
         for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
                 await _reject(send)
                 return
         received = 0
@@ -129,7 +139,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     too_large = True
                     raise _BodyTooLarge
             return message

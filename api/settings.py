@@ -184,6 +184,8 @@ class Settings(BaseSettings):
     maximum_age: int = Field(default=70, ge=40, le=100)
 
     max_body_bytes: int = Field(default=1_048_576, ge=4096)
+    # Exam results (up to 20,000 rows) and photo zips: the only paths allowed bodies above max_body_bytes.
+    max_upload_bytes: int = Field(default=33_554_432, ge=4096)
     max_photo_bytes: int = Field(default=512_000, ge=1024)
     photo_url_ttl_seconds: int = Field(default=300, ge=10, le=86_400)
     # Wrong holder ID numbers one client may submit for one certificate per hour, and a higher ceiling

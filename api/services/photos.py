@@ -45,6 +45,11 @@ def clean_photo(photo_base64: str, *, max_bytes: int) -> tuple[bytes, str]:
         raw = base64.b64decode(photo_base64, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidPhoto("photo is not valid base64") from None
+    return clean_photo_bytes(raw, max_bytes=max_bytes)
+
+
+def clean_photo_bytes(raw: bytes, *, max_bytes: int) -> tuple[bytes, str]:
+    """:func:`clean_photo` for a photo already in bytes (a zip entry, a file): the same checks and re-encoding."""
     if len(raw) > max_bytes:
         raise PhotoTooLarge(f"photo exceeds {max_bytes} bytes")
     if not _decode_slots.acquire(timeout=DECODE_WAIT_SECONDS):
