@@ -206,7 +206,16 @@ class ExamResultOut(BaseModel):
     has_photo: bool
     certificate_id: str | None
     certificate_serial: str | None
+    reapplication_override: str | None = Field(
+        description="why an admin lifted the 3-year bar after a revocation for this holder and item (null: not lifted)"
+    )
     created_at: datetime
+
+
+class ReapplicationOverride(Strict):
+    """An admin lifts the 3-year reapplication bar for one exam result, with a reason kept on the result."""
+
+    reason: str = Field(min_length=1, max_length=500, examples=["复议撤销原吊销决定"])
 
 
 class ExamResultPage(BaseModel):

@@ -326,3 +326,26 @@ def test_a_reissue_keeps_the_review_date(
     new = app_client.post(f"/v1/certificates/{old['id']}/reissue", json={"reason": "补发"}, headers=issuer.headers)
 
     assert new.json()["review_due"] == reviewed["review_due"]
+
+
+def test_an_admin_override_lifts_the_bar_for_one_exam_result(
+    app_client: TestClient,
+    issuer: ApiIssuer,
+    issue: Callable[..., dict[str, Any]],
+    exam_result: Callable[..., str],
+    admin_headers: dict[str, str],
+) -> None:
+    """Only the admin may lift the bar, with a reason; the result is then certified and the reason stays on it."""
+    revoked = issue(issuer)
+    app_client.post(f"/v1/certificates/{revoked['id']}/revoke", json={"reason": "冒用"}, headers=issuer.headers)
+    result_id = exam_result()
+    path = f"/v1/exam-results/{result_id}/reapplication-override"
+
+    by_issuer = app_client.post(path, json={"reason": "自行解除"}, headers=issuer.headers)
+    by_admin = app_client.post(path, json={"reason": "复议撤销原吊销决定"}, headers=admin_headers)
+    issued = app_client.post("/v1/certificates", json={"exam_result_id": result_id}, headers=issuer.headers)
+
+    assert by_issuer.status_code == 403
+    assert by_admin.status_code == 200, by_admin.text
+    assert by_admin.json()["reapplication_override"] == "复议撤销原吊销决定"
+    assert issued.status_code == 201, issued.text

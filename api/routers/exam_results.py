@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, status
 from fastapi.responses import Response
 
 from schemas.api import ErrorResponse
-from schemas.exams import ExamResultOut, ExamResultPhoto
+from schemas.exams import ExamResultOut, ExamResultPhoto, ReapplicationOverride
 
 from ..db import read_transaction, write_transaction
-from ..deps import IssuerOrAdminDep, SessionDep, SettingsDep
+from ..deps import AdminDep, IssuerOrAdminDep, SessionDep, SettingsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import could_be_id
 from ..services import exam_registry, exam_results
@@ -61,6 +61,7 @@ def result_out(row: Any) -> ExamResultOut:
         has_photo=bool(row.has_photo),
         certificate_id=row.certificate_id,
         certificate_serial=row.certificate_serial,
+        reapplication_override=row.bar_override_reason,
         created_at=row.created_at,
     )
 
@@ -86,3 +87,19 @@ def put_exam_result_photo(
     with write_transaction(session):
         exam_results.set_photo(session, result_id=result.id, photo=photo)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{result_id}/reapplication-override",
+    response_model=ExamResultOut,
+    summary="Lift the 3-year reapplication bar for this result (admin, with a reason)",
+    responses={422: {"model": ErrorResponse}},
+)
+def override_reapplication_bar(
+    body: ReapplicationOverride, result: OwnedExamResultDep, admin: AdminDep, session: SessionDep
+) -> ExamResultOut:
+    """A holder whose certificate for the item was revoked within 3 years may then be certified from this result."""
+    with write_transaction(session):
+        exam_results.override_reapplication_bar(session, result_id=result.id, reason=body.reason, actor=admin.actor)
+        row = exam_results.find_result(session, result_id=result.id, owner=None)
+    return result_out(row)

@@ -508,6 +508,8 @@ def _result_columns() -> tuple[Any, ...]:
         ExamResult.photo.is_not(None).label("has_photo"),  # type: ignore[union-attr]
         Certificate.id.label("certificate_id"),  # type: ignore[attr-defined]
         Certificate.serial.label("certificate_serial"),  # type: ignore[attr-defined]
+        ExamResult.bar_override_reason,
+        ExamResult.bar_override_by,
         ExamResult.created_at,
     )
 
@@ -537,6 +539,19 @@ def find_result(session: Session, *, result_id: str, owner: str | None) -> Any:
     if row is None or (owner is not None and row.issuer_id != owner):
         return None
     return row
+
+
+def override_reapplication_bar(session: Session, *, result_id: str, reason: str, actor: str) -> None:
+    """Lift the 3-year bar after a revocation for this result's certificate (run inside a write transaction).
+
+    Only the admin decides this; the reason and who gave it stay on the result for the audit trail.
+    """
+    session.execute(
+        update(ExamResult)
+        .where(ExamResult.id == result_id)  # type: ignore[arg-type]
+        .values(bar_override_reason=reason, bar_override_by=actor)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def display_masked(masked_id: str) -> str:
