@@ -1405,6 +1405,33 @@ def cmd_batch_issue(args: argparse.Namespace) -> int:
     return EXIT_OK if view.batch.status == "done" else EXIT_REJECT
 
 
+def cmd_batch_cards(args: argparse.Namespace) -> int:
+    """Write a finished batch's printable cards (A4 sheets of 10 ID-1 cards with crop marks) to a PDF file."""
+    from sqlmodel import Session
+
+    from .db import read_transaction
+    from .models import Issuer
+    from .services import batches, cards
+    from .services.errors import ServiceError
+
+    settings = _service_settings(args)
+    with _open_runtime(settings) as rt, Session(rt.engine, expire_on_commit=False, autobegin=False) as session:
+        batch = batches.find_batch(session, args.batch_id)
+        if batch is None:
+            raise UsageError("batch_not_found: no such certificate batch")
+        with read_transaction(session):
+            issuer = session.get(Issuer, batch.issuer_id)
+        if issuer is None:
+            raise UsageError("issuer_not_found: the batch's issuer no longer exists")
+        try:
+            pdf = cards.batch_cards(session, batch=batch, issuer=issuer, catalogue=rt.catalogue, settings=settings)
+        except ServiceError as exc:
+            raise UsageError(f"{exc.code}: {exc.message}") from None
+    _write_atomic(args.out, pdf, mode=0o600)  # personal data: readable by its owner only
+    print(f"wrote {args.out}: the cards of batch {batch.id} ({len(pdf):,} bytes)")
+    return EXIT_OK
+
+
 def cmd_batch_status(args: argparse.Namespace) -> int:
     """Print a batch's status, counts and per-result errors."""
     from sqlmodel import Session
@@ -1727,6 +1754,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     service_options(batch_issue)
     batch_issue.set_defaults(handler=cmd_batch_issue)
+    batch_cards = batch_sub.add_parser("cards", help="write a finished batch's printable cards to a PDF file")
+    batch_cards.add_argument("batch_id", metavar="ID")
+    batch_cards.add_argument("--out", required=True, type=Path, metavar="FILE", help="the PDF to write")
+    service_options(batch_cards)
+    batch_cards.set_defaults(handler=cmd_batch_cards)
     batch_status = batch_sub.add_parser("status", help="print a batch's progress and per-result errors")
     batch_status.add_argument("batch_id", metavar="ID")
     service_options(batch_status)
