@@ -2,10 +2,17 @@
 PYTHON ?= python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test system-packages postgres-running lint openapi bench lock
+.PHONY: demo test system-packages card-font postgres-running lint openapi bench lock
 
-demo:
+demo: card-font
 	$(PYTHON) -m pip install -q -e . && $(PYTHON) -m api.cli serve --demo
+
+# The demo's printed cards need a TrueType CJK font; without apt the service still starts, and says why
+# card PDFs answer 503 card_font_missing.
+CARD_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+card-font:
+	@[ -f $(CARD_FONT) ] || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+		fonts-droid-fallback; } || echo "no fonts-droid-fallback: card PDFs need CERTSEAL_CARD_FONT_FILE (a TrueType CJK font)"
 
 # The suite on SQLite (PostgreSQL-marked and concurrency tests included), then every test that uses the
 # test database again on PostgreSQL (a fresh database per test, copied from a migrated template).
@@ -26,7 +33,7 @@ postgres-running:
 # Printed cards embed Droid Sans Fallback (TrueType outlines; ReportLab cannot embed Noto Sans CJK's CFF).
 system-packages:
 	@if ! command -v chromium >/dev/null || ! command -v wrk >/dev/null || ! fc-list 2>/dev/null | grep -qi 'noto.*cjk' \
-		|| [ ! -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ]; then \
+		|| [ ! -f $(CARD_FONT) ]; then \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-noto-cjk \
 			fonts-droid-fallback wrk; \
 	fi

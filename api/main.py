@@ -49,6 +49,7 @@ from .routers import (
 )
 from .routers import metrics as metrics_router
 from .services.batches import BatchRunner
+from .services.cards import DEFAULT_CARD_FONT
 from .services.events import EventRecorder
 from .services.key_usage import KeyUsage
 from .services.ratelimit import LocalRateLimiter, SharedRateLimiter, redis_client
@@ -81,6 +82,12 @@ def log_mode_warnings(settings: Settings) -> None:
         log.warning(
             "DEMO MODE: the published demo admin token and issuer API key authenticate; "
             "never expose this server or its database"
+        )
+    if settings.card_font_file is None and not DEFAULT_CARD_FONT.is_file():
+        log.warning(
+            "no font for printed cards at %s (Debian: apt-get install fonts-droid-fallback): card PDFs answer "
+            "503 card_font_missing until CERTSEAL_CARD_FONT_FILE names a TrueType CJK font",
+            DEFAULT_CARD_FONT,
         )
     if settings.dev:
         log.warning(
@@ -126,6 +133,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     def open_database() -> tuple[Engine, Keyring, int, TrustAnchor]:
         settings.require("id_hmac_key")
         settings.require("url_signing_key")
+        if settings.card_font_file is not None and not settings.card_font_file.is_file():
+            raise RuntimeError(f"CERTSEAL_CARD_FONT_FILE: no such file: {settings.card_font_file}")
         anchor = load_trust_anchor(settings)  # before the database: a bad anchor file stops start-up
         return (*open_checked_database(settings), anchor)
 

@@ -7,13 +7,15 @@ import io
 import re
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pypdfium2
 import pytest
 import zxingcpp
-from conftest import ApiIssuer, id_number_for
+from conftest import ApiIssuer, api_certificate_body, id_number_for
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from PIL import Image
 from sqlmodel import Session, select
 
@@ -21,6 +23,7 @@ import crypto
 from api.db import write_transaction
 from api.models import Certificate, CertificateBatch, Issuer
 from api.services import cards
+from api.settings import DEMO_SECRETS
 
 RENDER_DPI = 300
 A4_POINTS = (595.28, 841.89)
@@ -205,19 +208,41 @@ def test_a_revoked_certificate_gets_no_card(app, app_client, issuer, issue):
     assert sorted(result.text for result in results) == sorted([issued[0][0]["qr_text"], issued[2][0]["qr_text"]])
 
 
-@pytest.mark.parametrize("settings", [{"card_font_file": "/nonexistent/certseal-card-font.ttf"}], indirect=True)
-def test_missing_font_is_503(app, app_client, issuer, issue):
-    """Without the card font both endpoints answer 503 card_font_missing."""
-    [(body, _)] = _issue_many(issue, issuer, 1)
-    batch_id = _make_batch(app, issuer.code, [body["id"]])
+def test_a_font_that_cannot_be_embedded_is_503(make_settings, make_app, tmp_path):
+    """With a font file ReportLab cannot embed both endpoints answer 503 card_font_missing, never a 500."""
+    not_a_font = tmp_path / "font.ttf"
+    not_a_font.write_bytes(b"OTTO not really a font")
+    app = make_app(make_settings(card_font_file=not_a_font))
+    with TestClient(app) as client:
+        issuer = make_issuer_on(client, "CN-44")
+        body = client.post("/v1/certificates", json=api_certificate_body(), headers=issuer).json()
+        batch_id = _make_batch(app, "CN-44", [body["id"]])
 
-    answers = [
-        app_client.get(f"/v1/certificates/{body['id']}/card.pdf", headers=issuer.headers),
-        app_client.get(f"/v1/certificate-batches/{batch_id}/cards.pdf", headers=issuer.headers),
-    ]
+        answers = [
+            client.get(f"/v1/certificates/{body['id']}/card.pdf", headers=issuer),
+            client.get(f"/v1/certificate-batches/{batch_id}/cards.pdf", headers=issuer),
+        ]
 
     assert [answer.status_code for answer in answers] == [503, 503]
     assert {answer.json()["error"]["code"] for answer in answers} == {"card_font_missing"}
+
+
+def test_a_configured_font_file_that_does_not_exist_stops_start_up(make_settings, make_app):
+    """CERTSEAL_CARD_FONT_FILE naming no file is a configuration error: the service refuses to start, naming it."""
+    app = make_app(make_settings(card_font_file="/nonexistent/certseal-card-font.ttf"))
+
+    with pytest.raises(RuntimeError, match="CERTSEAL_CARD_FONT_FILE"), TestClient(app):
+        pass
+
+
+def make_issuer_on(client: TestClient, code: str) -> dict[str, str]:
+    """Create issuer ``code`` (item 2.1) through the admin API; return its API key's bearer headers."""
+    admin = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
+    client.post(
+        "/v1/issuers", json={"code": code, "name": "广东", "region": "广东", "operations": ["2.1"]}, headers=admin
+    ).raise_for_status()
+    token = client.post(f"/v1/issuers/{code}/api-keys", json={}, headers=admin).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_a_font_reportlab_cannot_embed_is_503(make_settings, tmp_path):
@@ -227,3 +252,14 @@ def test_a_font_reportlab_cannot_embed_is_503(make_settings, tmp_path):
 
     with pytest.raises(cards.CardFontMissing):
         cards.card_font(make_settings(card_font_file=not_a_font))
+
+
+def test_start_up_warns_without_the_default_card_font(make_settings, make_app, monkeypatch, caplog):
+    """Without the default font the service still starts, and its log says why card PDFs will answer 503."""
+    monkeypatch.setattr("api.main.DEFAULT_CARD_FONT", Path("/nonexistent/DroidSansFallbackFull.ttf"))
+
+    with TestClient(make_app(make_settings())):
+        pass
+
+    assert "card_font_missing" in caplog.text
+    assert "fonts-droid-fallback" in caplog.text
