@@ -12,6 +12,7 @@ ERROR_LEVELS = ("L", "M", "Q", "H")
 # Q restores 25% damaged modules: scratched, creased and dirty cards still scan.
 DEFAULT_ERROR_LEVEL = "Q"
 QUIET_ZONE = 4  # modules of white border the QR standard requires
+_DARK = bytes([1] + [0] * 255)  # zxing-cpp's symbol image: 0 is a dark module, 255 a light one
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +48,8 @@ def make_symbol(text: str, *, error_level: str = DEFAULT_ERROR_LEVEL) -> QrSymbo
     # zxingcpp.Image is a buffer (one byte a module, 0 = dark); its type stubs do not declare the protocol.
     pixels = memoryview(barcode.to_image(scale=1, add_quiet_zones=False))  # type: ignore[arg-type]
     side = pixels.shape[0] if pixels.shape else 0
-    raw = pixels.tobytes()
-    modules = tuple(tuple(value == 0 for value in raw[row * side : (row + 1) * side]) for row in range(side))
+    dark = pixels.tobytes().translate(_DARK)  # 1 where the module is dark: map(bool, ...) then runs in C
+    modules = tuple(tuple(map(bool, dark[row * side : (row + 1) * side])) for row in range(side))
     return QrSymbol(version=(side - 17) // 4, error_level=error_level, modules=modules)
 
 

@@ -14,6 +14,7 @@ phone at arm's length decodes reliably from 4 pixels a module, and a worn card k
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ CROP_MARK_LENGTH = 2.5 * mm
 CROP_MARK_WIDTH = 0.25  # points
 # One QR module: 4 dots of a 300 dpi printer.
 QR_MODULE = 4 * inch / 300
+_DARK_RUN = re.compile(rb"\x01+")  # a run of dark modules in a row (bytes of the row's booleans)
 PHOTO_WIDTH = 19 * mm
 PHOTO_HEIGHT = 25 * mm
 PADDING = 2.5 * mm
@@ -326,15 +328,7 @@ def _draw_qr(canvas: Canvas, symbol: crypto.QrSymbol, x: float, y: float) -> Non
     runs: list[str] = []
     for row_number, row in enumerate(symbol.modules):
         bottom = symbol.size - 1 - row_number  # PDF's y axis points up
-        column = 0
-        while column < symbol.size:
-            if not row[column]:
-                column += 1
-                continue
-            start = column
-            while column < symbol.size and row[column]:
-                column += 1
-            runs.append(f"{start} {bottom} {column - start} 1 re")
+        runs += [f"{run.start()} {bottom} {run.end() - run.start()} 1 re" for run in _DARK_RUN.finditer(bytes(row))]
     origin_x, origin_y = x + QUIET_ZONE * QR_MODULE, y + QUIET_ZONE * QR_MODULE
     canvas.addLiteral(f"q 0 g {QR_MODULE:.6f} 0 0 {QR_MODULE:.6f} {origin_x:.4f} {origin_y:.4f} cm\n")
     canvas.addLiteral("\n".join(runs) + "\nf Q")
