@@ -439,12 +439,13 @@ def holder_name_for(n: int) -> str:
 
 
 def certificate_body(holder_id_number: str, *, name: str = "张伟", operation: str = "2.1") -> dict[str, Any]:
-    """A valid POST /v1/certificates body, issued a month ago."""
+    """A valid POST /v1/certificates body, issued a month ago, without an exam result (so it names its basis)."""
     return {
         "holder_name": name,
         "holder_id_number": holder_id_number,
         "operation": operation,
         "issue_date": a_month_ago().isoformat(),
+        "basis": "legacy_migration",  # the servers run outside demo mode: CERTSEAL_DIRECT_ISSUANCE=with_basis
     }
 
 
