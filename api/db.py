@@ -27,8 +27,9 @@ from sqlmodel import Session, create_engine
 from . import models  # noqa: F401 -- registers the tables on SQLModel.metadata
 
 _WRITE = "certseal_write"
-# Auxiliary connections beyond the request threads' pool: the event writer and start-up work.
-AUXILIARY_CONNECTIONS = 2
+# Auxiliary connections beyond the request threads' pool: the event writer, the certificate batch runner
+# and start-up work.
+AUXILIARY_CONNECTIONS = 3
 
 P = ParamSpec("P")
 T = TypeVar("T")

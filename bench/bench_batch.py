@@ -1,4 +1,5 @@
-"""Batch issuance: certificates per second on SQLite and PostgreSQL, with the signing pool and without.
+"""Batch issuance: certificates per second on SQLite and PostgreSQL, with the signing pool and without, and with
+the batch's printable cards rendered (the PDF a batch's issuer downloads).
 
 Not part of the test run. From the project root (PostgreSQL at 127.0.0.1:5432, as the tests use it):
 
@@ -11,7 +12,10 @@ submits a session batch and times the worker issuing it to the end, exactly as t
 (chunks of CHUNK_SIZE in one transaction each: issuer lock, bulk status-index draw, signing, executemany
 inserts). Runs alternate "no pool" (signed in the worker's thread) and "pool" (CERTSEAL_BATCH_SIGNING_PROCESSES
 worker processes, spawned before the timing starts); the table shows the best of ``--rounds`` rounds.
-No PDF rendering is involved (cards belong to bench_cards.py).
+After each "no pool" batch its cards PDF is rendered as ``GET /v1/certificate-batches/{id}/cards.pdf``
+does (``cards.batch_cards``: read the certificates, build the faces, draw A4 sheets): "with PDF" is the
+certificates per second from submission to a printable PDF, and the PDF's pages per second are printed
+too (``--no-pdf`` skips it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pypdfium2
 from sqlalchemy import create_engine, insert, text
 from sqlmodel import Session
 
@@ -37,13 +42,14 @@ from api.db import make_engine
 from api.keyring import Keyring
 from api.models import ExamPoint, ExamResult, ExamSession, Issuer, new_id
 from api.security import id_number_hmac
-from api.services import batches, issuance
+from api.services import batches, cards, issuance
 from api.services.signing_pool import SigningPool
 from api.settings import Settings
 from schemas.catalogue import BUILTIN_CATALOGUE, load_catalogue
 from schemas.idnumber import check_character
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+CATALOGUE = load_catalogue(BUILTIN_CATALOGUE)
 
 
 def id_number(n: int) -> str:
@@ -106,8 +112,8 @@ def seed_session(engine: Any, settings: Settings, issuer: Issuer, point_id: str,
     return exam_id
 
 
-def run_batch(worker: batches.BatchWorker, session_id: str, issuer: Issuer, engine: Any) -> float:
-    """Submit a session batch, run it to the end with ``worker``; the wall time from submission to done."""
+def run_batch(worker: batches.BatchWorker, session_id: str, issuer: Issuer, engine: Any) -> tuple[float, str]:
+    """Submit a session batch, run it to the end with ``worker``; the wall time from submission to done, the id."""
     with Session(engine, expire_on_commit=False, autobegin=False) as session:
         started = time.perf_counter()
         batch = batches.submit_batch(
@@ -123,10 +129,21 @@ def run_batch(worker: batches.BatchWorker, session_id: str, issuer: Issuer, engi
         elapsed = time.perf_counter() - started
     if progress is None or progress.status != "done":
         raise RuntimeError(f"batch {batch.id} did not finish: {progress}")
-    return elapsed
+    return elapsed, batch.id
 
 
-def bench_database(kind: str, count: int, rounds: int, processes: int) -> dict[str, float]:
+def render_cards(engine: Any, batch_id: str, issuer: Issuer, settings: Settings) -> tuple[float, int]:
+    """Render a finished batch's card sheets as the cards endpoint does; the seconds it took and the pages."""
+    with Session(engine, expire_on_commit=False, autobegin=False) as session:
+        started = time.perf_counter()
+        batch = batches.find_batch(session, batch_id)
+        assert batch is not None
+        pdf = cards.batch_cards(session, batch=batch, issuer=issuer, catalogue=CATALOGUE, settings=settings)
+        elapsed = time.perf_counter() - started
+    return elapsed, len(pypdfium2.PdfDocument(pdf))
+
+
+def bench_database(kind: str, count: int, rounds: int, processes: int, *, pdf: bool) -> dict[str, float]:
     """Best certificates per second of each mode on one database."""
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -147,7 +164,7 @@ def bench_database(kind: str, count: int, rounds: int, processes: int) -> dict[s
                 region="广东省",
                 operations=["2.1"],
                 alg="ES256",
-                catalogue=load_catalogue(BUILTIN_CATALOGUE),
+                catalogue=CATALOGUE,
                 now=clock.now(),
             )
             point = ExamPoint(
@@ -179,10 +196,19 @@ def bench_database(kind: str, count: int, rounds: int, processes: int) -> dict[s
                     pool.sign(key_row, [_warm_claims(n) for n in range(4 * processes)])
                 session_id = seed_session(engine, settings, issuer, point_id, count, first)
                 first += count
-                seconds = run_batch(worker, session_id, issuer, engine)
+                seconds, batch_id = run_batch(worker, session_id, issuer, engine)
                 rate = count / seconds
                 best[mode] = max(best.get(mode, 0.0), rate)
                 print(f"  {kind:10} {mode:22} round {round_number + 1}: {count:,} in {seconds:.2f} s = {rate:,.0f}/s")
+                if pdf and mode == "no pool":
+                    render_seconds, pages = render_cards(engine, batch_id, issuer, settings)
+                    with_pdf = count / (seconds + render_seconds)
+                    best["no pool, with PDF"] = max(best.get("no pool, with PDF", 0.0), with_pdf)
+                    best["PDF pages/s"] = max(best.get("PDF pages/s", 0.0), pages / render_seconds)
+                    print(
+                        f"  {kind:10} {'cards PDF':22} round {round_number + 1}: {pages:,} pages in "
+                        f"{render_seconds:.2f} s = {pages / render_seconds:,.1f} pages/s; with PDF {with_pdf:,.0f}/s"
+                    )
     return best
 
 
@@ -205,16 +231,19 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-pdf", action="store_true", help="skip rendering each batch's cards")
     args = parser.parse_args()
     kinds = ["sqlite"] + ([] if args.no_postgres else ["postgresql"])
-    table = {kind: bench_database(kind, args.results, args.rounds, args.processes) for kind in kinds}
+    pdf = not args.no_pdf
+    table = {kind: bench_database(kind, args.results, args.rounds, args.processes, pdf=pdf) for kind in kinds}
     modes = list(next(iter(table.values())))
     cpus = os.cpu_count()
     print(f"\ncertificates per second, {args.results:,} per batch, best of {args.rounds} rounds ({cpus} CPUs):")
     print(f"| database | {' | '.join(modes)} |")
     print(f"|---|{'---:|' * len(modes)}")
     for kind, rates in table.items():
-        print(f"| {kind} | {' | '.join(f'{rates[mode]:,.0f}' for mode in modes)} |")
+        cells = [f"{rates[mode]:,.1f}" if "pages" in mode else f"{rates[mode]:,.0f}" for mode in modes]
+        print(f"| {kind} | {' | '.join(cells)} |")
     return 0
 
 

@@ -24,6 +24,8 @@ from packaging.utils import canonicalize_name
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from api.db import AUXILIARY_CONNECTIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -38,9 +40,8 @@ DIGEST = r"@sha256:[0-9a-f]{64}"
 EXACT_TAG = r":\d+\.\d+\.\d+[\w.-]*"  # a patch release: python:3.11.14-slim-bookworm
 VERSION_TAG = r":\d+(?:\.\d+)+[\w.-]*"  # the server images' own versions: postgres:17.6-bookworm
 PINNED_IMAGE = re.compile(rf"^[\w./-]+(?:{EXACT_TAG}{DIGEST}|{EXACT_TAG}|:[\w.-]+{DIGEST})$")
-# Connections one certseal process opens at most (docs/operations.md): the pool, 2 more for the event
-# writer and start-up work, and the verify lane's threads.
-AUXILIARY_CONNECTIONS = 2
+# Connections one certseal process opens at most (docs/operations.md): the pool, AUXILIARY_CONNECTIONS
+# more for the background threads and start-up work, and the verify lane's threads.
 CONNECTION_HEADROOM = 0.8
 
 
