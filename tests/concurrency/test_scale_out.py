@@ -36,6 +36,7 @@ LIMIT = 12  # anonymous verifies per minute per client address
 REDIS_TEST_DB = 7  # a database of its own on the shared Redis, flushed before each test
 REDIS_URL = f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_TEST_DB}"
 REVOCATION_BOUND_SECONDS = 2.0
+MAX_BURSTS = 5  # bursts of 3 x LIMIT within one minute window until both workers have served some
 SHARED_LIMIT = {"CERTSEAL_REDIS_URL": REDIS_URL, "CERTSEAL_VERIFY_RATE_PER_MINUTE": str(LIMIT)}
 
 
@@ -115,24 +116,31 @@ def issued_qr(deployment: Deployment, code: str = "CN-44") -> tuple[Provisioner,
 
 
 def test_a_limit_counts_once_across_two_workers_on_one_port(two_workers: Deployment):
-    """Three times the limit at once through one port, served by both workers, lets exactly the limit through.
+    """Bursts of three times the limit through one port, served by both workers, let exactly the limit through.
 
-    And /metrics, whichever worker answers it, counts the verifications of both.
+    One burst may land wholly on one worker (the kernel hands a burst to whichever worker accepts first,
+    and a worker answering a few 429s may not use one CPU tick), so bursts repeat within one minute
+    window until both workers have worked. And /metrics, whichever worker answers it, counts both.
     """
     provision, _headers, qr = issued_qr(two_workers)
     workers = worker_pids(two_workers.servers[0].process.pid)
-    wait_for_a_fresh_minute_window()
+    wait_for_a_fresh_minute_window(margin=40.0)
     before = {pid: cpu_ticks(pid) for pid in workers}
+    answers: list[Any] = []
+    busy: list[int] = []
 
-    answers = anonymous_verifies(two_workers, qr, 3 * LIMIT)
+    for _burst in range(MAX_BURSTS):
+        answers += anonymous_verifies(two_workers, qr, 3 * LIMIT)
+        busy = [pid for pid in workers if cpu_ticks(pid) > before[pid]]
+        if len(busy) == len(workers):
+            break
 
-    busy = [pid for pid in workers if cpu_ticks(pid) > before[pid]]
     scrapes = [provision.client.get(f"{two_workers.url()}/metrics").text for _ in range(4)]
     provision.close()
     counts = tally(answers)
     assert len(workers) == 2
     assert len(busy) == 2, f"one worker took every request: {describe(counts)}"
-    assert counts == {"200 accept": LIMIT, "429 rate_limited": 2 * LIMIT}, describe(counts)
+    assert counts == {"200 accept": LIMIT, "429 rate_limited": len(answers) - LIMIT}, describe(counts)
     # Whichever worker answers /metrics, it reports both workers' verifications together.
     assert {accepted_verifications(scrape) for scrape in scrapes} == {LIMIT}
 
