@@ -1399,6 +1399,10 @@ def cmd_batch_issue(args: argparse.Namespace) -> int:
                     time.sleep(0.5)
         except ServiceError as exc:
             raise UsageError(f"{exc.code}: {exc.message}") from None
+        except KeyboardInterrupt:
+            # The chunk in flight rolled back; a rerun (or the server) continues at once, not after the lease.
+            worker.release()
+            raise
         finally:
             pool.close()
     print(_batch_report(view))

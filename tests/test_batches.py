@@ -138,6 +138,14 @@ def issuer_of(app: FastAPI, issuer: ApiIssuer) -> Issuer:
         return session.exec(select(Issuer).where(Issuer.code == issuer.code)).one()
 
 
+def batch_row(app: FastAPI, batch_id: str) -> CertificateBatch:
+    """The batch's row as the database has it now."""
+    with Session(app.state.engine, expire_on_commit=False) as session:
+        batch = session.get(CertificateBatch, batch_id)
+    assert batch is not None
+    return batch
+
+
 def batch_worker(app: FastAPI, clock: Any, owner: str) -> batches.BatchWorker:
     """A worker of the test's own (in-process signing) with the app's engine, keys and clock."""
     pool = SigningPool(app.state.keyring, b"unused-without-processes", processes=1)
@@ -383,6 +391,39 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_stops(
     assert batch is not None
     assert batch.attempts == 2
     assert batch.lease_owner is None
+
+
+def test_a_runner_stopped_mid_batch_hands_it_on_at_once(
+    app: FastAPI, app_client: TestClient, issuer: ApiIssuer, clock: Any
+) -> None:
+    """A runner stopped mid-batch releases its lease: the server's runner finishes the batch without waiting it out."""
+    exam = seed(app, issuer, passed=300)
+    with Session(app.state.engine, expire_on_commit=False, autobegin=False) as session:
+        held = batches.submit_batch(
+            session,
+            issuer=issuer_of(app, issuer),
+            request=batches.BatchRequest(session_id=exam.id),
+            idempotency_key="stopping",
+            actor="issuer:CN-44",
+            now=clock.now(),
+            lease_owner="stopping-worker",
+        )
+    stopping = batch_worker(app, clock, "stopping-worker")
+    stopping.chunk_size = 1
+    runner = batches.BatchRunner(stopping)
+    runner.start()
+    deadline = time.monotonic() + 10
+    while batch_row(app, held.id).done == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    runner.stop()
+    left = batch_row(app, held.id)
+    body = finished(app_client, issuer, held.id, timeout=30)
+
+    assert 0 < left.done < 300
+    assert (left.status, left.lease_owner) == ("running", None)
+    assert (body["status"], body["done"]) == ("done", 300)
+    assert certificates_per_result(app) == {result_id: 1 for result_id in exam.passed}
 
 
 @pytest.mark.parametrize("settings", [{"batch_signing_processes": 2}], indirect=True)

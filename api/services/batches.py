@@ -5,13 +5,13 @@ batch: the unique ``(issuer_id, idempotency_key)`` settles even two submissions 
 freezes its targets then: the explicit result ids, or the passed, uncertified results of the session.
 
 A worker takes a batch by a conditional update of its lease (queued, or running with a lease that ran
-out: its process died) and issues it chunk by chunk. Each chunk is one transaction that locks the
-issuer row first (as single issuance does), re-checks every result's eligibility, draws the status
-indexes in bulk, signs, inserts the certificates and their ``issued`` events with executemany, and
-moves ``done`` and the lease on, conditionally on the batch still being this worker's at the same
-``done``. A crash loses at most the uncommitted chunk; a second worker that ever overlaps finds
-``done`` moved and stops; and the unique ``certificates.exam_result_id`` turns any remaining race into
-a rolled-back chunk, never a second certificate.
+out: its process died; or released: its process stopped) and issues it chunk by chunk. Each chunk is
+one transaction that locks the issuer row first (as single issuance does), re-checks every result's
+eligibility, draws the status indexes in bulk, signs, inserts the certificates and their ``issued``
+events with executemany, and moves ``done`` and the lease on, conditionally on the batch still being
+this worker's at the same ``done``. A crash loses at most the uncommitted chunk; a second worker that
+ever overlaps finds ``done`` moved and stops; and the unique ``certificates.exam_result_id`` turns any
+remaining race into a rolled-back chunk, never a second certificate.
 """
 
 from __future__ import annotations
@@ -233,7 +233,11 @@ def _claimable(now: datetime, owner: str) -> Any:
     return or_(
         CertificateBatch.status == "queued",
         (CertificateBatch.status == "running")
-        & or_(CertificateBatch.lease_expires_at < now, CertificateBatch.lease_owner == owner),  # type: ignore[operator]
+        & or_(
+            CertificateBatch.lease_owner.is_(None),  # type: ignore[union-attr]  # released by a worker that stopped
+            CertificateBatch.lease_expires_at < now,  # type: ignore[operator]
+            CertificateBatch.lease_owner == owner,
+        ),
     )
 
 
@@ -242,7 +246,8 @@ def claim_batch(
 ) -> str | None:
     """Take one batch (``batch_id``, or the oldest claimable) under ``owner``'s lease; its id, or None.
 
-    A batch is claimable when queued, or running under a lease that ran out (or is ``owner``'s own). The
+    A batch is claimable when queued, or running under no lease (released), a lease that ran out, or
+    ``owner``'s own. The
     take is one conditional update, so of two workers racing for one batch exactly one gets it.
     """
     with Session(engine, expire_on_commit=False, autobegin=False) as session:
@@ -353,6 +358,24 @@ class BatchWorker:
             if on_progress is not None:
                 on_progress(progress)
         return progress
+
+    def release(self) -> int:
+        """Let go of the leases this worker holds, so another process resumes its batches at once; how many.
+
+        Only for a worker that has stopped: a chunk still in flight would find the batch no longer its own
+        and roll back (its commit is conditional on the lease), so nothing is issued twice either way.
+        """
+        with Session(self.engine, expire_on_commit=False, autobegin=False) as session, write_transaction(session):
+            released = session.execute(
+                update(CertificateBatch)
+                .where(
+                    CertificateBatch.lease_owner == self.owner,  # type: ignore[arg-type]
+                    CertificateBatch.status == "running",  # type: ignore[arg-type]
+                )
+                .values(lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        return int(released.rowcount)  # type: ignore[attr-defined]
 
     def _fail(self, batch_id: str, code: str, message: str) -> Progress | None:
         now = self.clock.now()
@@ -625,10 +648,18 @@ class BatchRunner:
         self._wake.set()
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop after the chunk in progress (it commits or rolls back whole), then the signing processes."""
+        """Stop after the chunk in progress (it commits or rolls back whole), hand back the leases held (another
+        process need not wait for them to run out), then stop the signing processes."""
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout)
+        try:
+            released = self.worker.release()
+        except SQLAlchemyError as exc:  # the lease runs out instead
+            log.warning("certificate batches: leases not released on stop: %s", type(exc).__name__)
+        else:
+            if released:
+                log.info("certificate batches: released %d lease(s) on stop", released)
         self.worker.pool.close()
 
     @classmethod
