@@ -5,7 +5,8 @@
 - An unexpected exception answers a generic 500 and logs its traceback on the server only.
 - Restricted ``CERTSEAL_CORS_ORIGINS`` admit only the listed origins.
 - After an ID-HMAC key rotation, rows hashed under the previous key still match (verify and search).
-- Two concurrent issuances with one ``Idempotency-Key`` answer one certificate: one 201 and one replay.
+- Two concurrent issuances with one ``Idempotency-Key`` (holder fields or an exam result) answer one certificate:
+  one 201 and one replay.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from api.services import issuance
+from api.routers import certificates
 from api.settings import DEMO_SECRETS, Settings
+from tests.test_batches import seed_exam_session
 
 ADMIN = {"Authorization": f"Bearer {DEMO_SECRETS['admin_token']}"}
 OLD_HMAC_KEY = "id-hmac-key-of-2025-Qm4vT8kZ2wXe"
@@ -150,17 +152,22 @@ def test_rows_hashed_under_a_previous_hmac_key_still_match_after_rotation(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("basis", ["holder_fields", "exam_result"])
 def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
-    make_app, postgres_url, monkeypatch, certificate_body
+    make_app, postgres_url, monkeypatch, certificate_body, basis
 ):
     """Two issuances racing with one Idempotency-Key both answer the same certificate: one 201, one replay."""
     settings = Settings.for_demo(database_url=postgres_url)
     both_checked = threading.Barrier(2, timeout=10)
-    sign = issuance.issue_certificate
+    lookup = certificates._stored_record
+    looked: set[int] = set()
 
     def after_both_found_no_record(*args, **kwargs):
-        both_checked.wait()  # each request has looked for a stored answer, found none, and begun to issue
-        return sign(*args, **kwargs)
+        found = lookup(*args, **kwargs)
+        if threading.get_ident() not in looked:  # the first lookup of each request: both find nothing
+            looked.add(threading.get_ident())
+            both_checked.wait()
+        return found
 
     with TestClient(make_app(settings)) as client:
         client.post(
@@ -171,7 +178,11 @@ def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
         token = client.post("/v1/issuers/CN-44/api-keys", json={}, headers=ADMIN).json()["token"]
         headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "exam-2026-race"}
         body = certificate_body()
-        monkeypatch.setattr(issuance, "issue_certificate", after_both_found_no_record)
+        if basis == "exam_result":  # the retry must replay, not be refused because the first one certified it
+            hmac_key = settings.id_hmac_keys[settings.id_hmac_key_version]
+            exam = seed_exam_session(client.app.state.engine, hmac_key, issuer_code="CN-44", passed=1)
+            body = {"exam_result_id": exam.passed[0]}
+        monkeypatch.setattr(certificates, "_stored_record", after_both_found_no_record)
 
         with ThreadPoolExecutor(max_workers=2) as pool:
             responses = list(pool.map(lambda _: client.post("/v1/certificates", json=body, headers=headers), range(2)))

@@ -295,15 +295,32 @@ def test_an_explicit_list_over_the_limit_is_refused(app_client: TestClient, issu
     assert (both.status_code, both.json()["error"]["code"]) == (422, "validation_error")
 
 
-def test_a_concurrent_double_submit_makes_one_batch(app: FastAPI, app_client: TestClient, issuer: ApiIssuer) -> None:
+def test_a_concurrent_double_submit_makes_one_batch(
+    app: FastAPI, app_client: TestClient, issuer: ApiIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two submissions with the same key at the same moment both answer with the one batch the database keeps."""
     exam = seed(app, issuer, passed=3)
-    issuer_row = issuer_of(app, issuer)
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=10)
+    both_looked = threading.Barrier(2, timeout=10)
     ids: list[str] = []
+    lookup = batches._by_key
+    looked: set[int] = set()
+
+    def after_both_looked(*args: Any) -> Any:
+        found = lookup(*args)
+        if threading.get_ident() not in looked:  # the first lookup of each: both find nothing, both insert
+            looked.add(threading.get_ident())
+            both_looked.wait()
+        return found
+
+    monkeypatch.setattr(batches, "_by_key", after_both_looked)
 
     def submit_directly() -> None:
         with Session(app.state.engine, expire_on_commit=False, autobegin=False) as session:
+            # The issuer row in the submitting session, as the request's authentication loads it: the loser's
+            # rollback expires it (the submission once read its id afterwards and failed outside a transaction).
+            with session.begin():
+                issuer_row = session.exec(select(Issuer).where(Issuer.code == issuer.code)).one()
             barrier.wait()
             batch = batches.submit_batch(
                 session,

@@ -208,6 +208,27 @@ def test_a_revoked_certificate_gets_no_card(app, app_client, issuer, issue):
     assert sorted(result.text for result in results) == sorted([issued[0][0]["qr_text"], issued[2][0]["qr_text"]])
 
 
+def test_a_certificate_revoked_while_its_sheet_renders_is_left_out(app, app_client, issuer, issue, monkeypatch):
+    """A certificate revoked after the sheet read the batch's ids, before its card was drawn, gets no card."""
+    issued = _issue_many(issue, issuer, 3)
+    batch_id = _make_batch(app, issuer.code, [body["id"] for body, _ in issued])
+    revoked = issued[1][0]
+    render = cards.render_sheets
+
+    def revoke_first(faces, **options):
+        with Session(app.state.engine) as session, write_transaction(session):
+            session.exec(select(Certificate).where(Certificate.id == revoked["id"])).one().status = "revoked"
+        return render(faces, **options)
+
+    monkeypatch.setattr(cards, "render_sheets", revoke_first)
+
+    sheet = app_client.get(f"/v1/certificate-batches/{batch_id}/cards.pdf", headers=issuer.headers)
+
+    assert sheet.status_code == 200, sheet.text
+    [(_, results, _)] = _pages(sheet.content)
+    assert sorted(result.text for result in results) == sorted([issued[0][0]["qr_text"], issued[2][0]["qr_text"]])
+
+
 def test_a_font_that_cannot_be_embedded_is_503(make_settings, make_app, tmp_path):
     """With a font file ReportLab cannot embed both endpoints answer 503 card_font_missing, never a 500."""
     not_a_font = tmp_path / "font.ttf"

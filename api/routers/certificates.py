@@ -235,18 +235,21 @@ def _register_once(
         return _replay(record, request_hash)
     try:
         with write_transaction(session):
+            record = None
+            if key:
+                # The key is claimed before anything is issued: a concurrent retry with it fails on the unique
+                # (principal, key) once this transaction commits (it waits for it) and replays this answer,
+                # instead of issuing again or being refused because this request's certificate now exists.
+                record = IdempotencyRecord(
+                    principal=principal, key=key, request_hash=request_hash, status_code=201, response_body=b""
+                )
+                session.add(record)
+                session.flush()
             certificate = register()
             payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
-            if key:
-                session.add(
-                    IdempotencyRecord(
-                        principal=principal,
-                        key=key,
-                        request_hash=request_hash,
-                        status_code=201,
-                        response_body=json.dumps(payload).encode(),
-                    )
-                )
+            if record is not None:
+                record.response_body = json.dumps(payload).encode()
+                session.add(record)
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer as it did.
         record = _stored_record(session, principal, key) if key else None

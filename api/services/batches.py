@@ -113,11 +113,11 @@ def _replayed(batch: CertificateBatch, digest: str) -> CertificateBatch:
     return batch
 
 
-def _targets(session: Session, issuer: Issuer, request: BatchRequest) -> list[str]:
+def _targets(session: Session, issuer_id: str, request: BatchRequest) -> list[str]:
     if request.result_ids is not None:
         return list(dict.fromkeys(request.result_ids))  # a result listed twice is issued once
     exam_session = session.get(ExamSession, request.session_id) if could_be_id(request.session_id or "") else None
-    if exam_session is None or exam_session.issuer_id != issuer.id:
+    if exam_session is None or exam_session.issuer_id != issuer_id:
         raise ExamSessionNotFound()
     certified = select(Certificate.exam_result_id).where(
         Certificate.exam_session_id == exam_session.id,
@@ -154,13 +154,16 @@ def submit_batch(
     session that is not the issuer's. A session without eligible results makes a batch that is done at once.
     """
     digest = request.digest()
-    if idempotency_key and (existing := _by_key(session, issuer.id, idempotency_key)):
+    # Read once, up front: the rollback of a losing insert expires every object of the session, and the
+    # issuer (loaded by the request's authentication) could then not be reloaded outside a transaction.
+    issuer_id = issuer.id
+    if idempotency_key and (existing := _by_key(session, issuer_id, idempotency_key)):
         return _replayed(existing, digest)
     try:
         with write_transaction(session):
-            targets = _targets(session, issuer, request)
+            targets = _targets(session, issuer_id, request)
             batch = CertificateBatch(
-                issuer_id=issuer.id,
+                issuer_id=issuer_id,
                 session_id=request.session_id,
                 result_ids=targets,
                 idempotency_key=idempotency_key,
@@ -177,7 +180,7 @@ def submit_batch(
             session.add(batch)
             session.flush()  # a concurrent submission with the same key fails here, on the unique constraint
     except IntegrityError:
-        existing = _by_key(session, issuer.id, idempotency_key) if idempotency_key else None
+        existing = _by_key(session, issuer_id, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return _replayed(existing, digest)

@@ -200,8 +200,14 @@ def _faces(
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         with read_transaction(session):
-            rows = {row.id: row for row in session.exec(select(Certificate).where(col(Certificate.id).in_(chunk)))}
-            faces = [card_face(rows[i], issuer, catalogue, settings) for i in chunk]
+            # Valid again at this read: one revoked, suspended or superseded since the ids were read is left out.
+            rows = {
+                row.id: row
+                for row in session.exec(
+                    select(Certificate).where(col(Certificate.id).in_(chunk), Certificate.status == "valid")
+                )
+            }
+            faces = [card_face(rows[i], issuer, catalogue, settings) for i in chunk if i in rows]
             session.expunge_all()  # photos of printed chunks are not kept for the rest of the batch
         yield from faces
 

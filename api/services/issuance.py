@@ -407,8 +407,11 @@ def _issue_for_exam_result(
     catalogue: Catalogue,
     now: datetime,
 ) -> Certificate:
-    # Locked (PostgreSQL; SQLite's write lock covers it): two requests for one result queue here, and the
-    # unique certificates.exam_result_id stops a batch that certifies it meanwhile.
+    # The issuer row first, as a batch chunk, rotation and revocation lock it: a batch chunk holds it while
+    # its certificates' foreign keys share-lock their results, so locking the result first could deadlock.
+    _lock_issuer(session, issuer)
+    # Then the result (PostgreSQL; SQLite's write lock covers both): two requests for one result queue
+    # here, and the unique certificates.exam_result_id stops a batch that certifies it meanwhile.
     result = session.exec(
         select(ExamResult)
         .where(ExamResult.id == request.exam_result_id, ExamResult.issuer_id == issuer.id)
