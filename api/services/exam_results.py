@@ -175,6 +175,8 @@ def parse_json(data: bytes) -> list[ResultRow]:
         body = json.loads(data)
     except (UnicodeDecodeError, ValueError):
         raise InvalidResultsBody("the body is not valid JSON") from None
+    except RecursionError:  # lists or objects nested deeper than the parser's stack: no row is that deep
+        raise InvalidResultsBody("the body nests too deeply to be a list of rows") from None
     if not isinstance(body, list):
         raise InvalidResultsBody()
     if len(body) > MAX_RESULT_ROWS:
