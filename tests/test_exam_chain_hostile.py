@@ -132,7 +132,7 @@ WHOLE_BODY_CASES = [
         b"[" * 100_000 + b"]" * 100_000, "application/json", 422, "invalid_results_body", id="json-nested-lists"
     ),
     pytest.param(
-        b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+        b'{"a":' * 40_000 + b"1" + b"}" * 40_000,
         "application/json",
         422,
         "invalid_results_body",
