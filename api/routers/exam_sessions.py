@@ -124,6 +124,9 @@ def read_exam_session(exam_session: OwnedExamSessionDep, session: SessionDep) ->
     return sessions_out(session, [exam_session])[0]
 
 
+# Windows (and so many upload tools) label a zip application/x-zip-compressed.
+ZIP_MEDIA_TYPES = ("application/zip", "application/x-zip-compressed")
+
 _ROW_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -203,11 +206,14 @@ def list_results(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in ZIP_MEDIA_TYPES
+            },
         }
     },
     responses={
         413: {"model": ErrorResponse},
+        415: {"model": ErrorResponse, "description": "`unsupported_media_type`: not application/zip"},
         422: {"model": ErrorResponse, "description": "`invalid_zip`"},
         503: {"model": ErrorResponse, "description": "`busy`: every photo decoder stayed busy"},
     },
@@ -216,6 +222,9 @@ async def upload_photos(
     request: Request, exam_session: OwnedExamSessionDep, session: SessionDep, settings: SettingsDep
 ) -> PhotoReport:
     """Each entry is re-encoded from its pixels; refused entries are named by position with a code."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ZIP_MEDIA_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send the photos as application/zip")
     data = await request.body()
     return await to_thread.run_sync(
         lambda: exam_results.import_photo_zip(session, exam_session=exam_session, data=data, settings=settings)
