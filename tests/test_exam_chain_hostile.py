@@ -561,7 +561,9 @@ PHOTO_ENTRY_CASES = [
     pytest.param(zipped((f"..\\{PERSON}.jpg", jpeg())), "invalid_file_name", id="dot-dot-backslash"),
     pytest.param(zipped((f"/{PERSON}.jpg", jpeg())), "invalid_file_name", id="absolute"),
     pytest.param(zipped((f"C:\\{PERSON}.jpg", jpeg())), "invalid_file_name", id="drive-letter"),
-    pytest.param(zipped((f"{PERSON}.jpg\u0000.txt", jpeg())), "invalid_file_name", id="nul-in-name"),
+    pytest.param(
+        zipped((f"{PERSON}.jpg#.txt", jpeg())).replace(b"#.txt", b"\x00.txt"), "invalid_file_name", id="nul-in-name"
+    ),
     pytest.param(
         zipped((f"{PERSON}.zip", zipped((f"{PERSON}.jpg", jpeg())))), "invalid_file_name", id="nested-zip-name"
     ),

@@ -591,8 +591,14 @@ def set_photo(session: Session, *, result_id: str, photo: tuple[bytes, str]) -> 
 
 
 def _entry_number(name: str) -> str | None:
-    """The ID number a zip entry's file name gives (``<ID number>.jpg|.jpeg|.png``, any folder), or None."""
+    """The ID number a zip entry's file name gives (``<ID number>.jpg|.jpeg|.png``, any folder), or None.
+
+    A name that climbs out of the zip (``..``), starts at a root or a drive (``/``, ``C:``) or hides a NUL
+    (``<ID number>.jpg\\0.exe``) is an attack on whoever unpacks the zip, never a photo: None.
+    """
     path = PurePosixPath(name.replace("\\", "/"))
+    if "\x00" in name or path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        return None
     if path.suffix.lower() not in PHOTO_SUFFIXES:
         return None
     try:
@@ -651,7 +657,7 @@ def import_photo_zip(session: Session, *, exam_session: ExamSession, data: bytes
     for position, entry in enumerate(entries, start=1):
         if entry.is_dir():
             continue
-        number = _entry_number(entry.filename)
+        number = _entry_number(entry.orig_filename)  # as in the archive: ZipInfo cuts filename at a NUL
         if number is None:
             refuse(
                 position, "invalid_file_name", "the file name must be the candidate's ID number and .jpg, .jpeg or .png"
