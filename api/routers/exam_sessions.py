@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from sqlmodel import Session
 
 from schemas.api import MAX_OFFSET, ErrorResponse
@@ -21,7 +21,7 @@ from schemas.exams import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, SessionDep, SettingsDep
+from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, OwnedExamSessionDep, SessionDep, SettingsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
 from ..models import ExamSession
 from ..services import exam_registry, exam_results
@@ -38,15 +38,6 @@ router = APIRouter(
         **DATABASE_UNAVAILABLE_RESPONSE,
     },
 )
-
-
-def owned_exam_session(session_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamSession:
-    """The exam session in the path if the caller may see it; another issuer's answers 404 like a missing one."""
-    with read_transaction(session):
-        return exam_registry.find_exam_session(session, session_id=session_id, owner=exam_registry.owner_of(principal))
-
-
-OwnedExamSessionDep = Annotated[ExamSession, Depends(owned_exam_session)]
 
 
 def sessions_out(session: Session, rows: list[ExamSession]) -> list[ExamSessionOut]:
