@@ -124,10 +124,15 @@ _ROW_SCHEMA = {
     "required": ["id_number", "name", "theory_score", "practical_score"],
     "properties": {
         "id_number": {"type": "string"},
-        "name": {"type": "string"},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "description": "letters, marks, middle dots, spaces",
+        },
         "theory_score": {"type": "integer", "minimum": 0, "maximum": 100},
         "practical_score": {"type": "integer", "minimum": 0, "maximum": 100},
-        "training_institution": {"type": ["string", "null"]},
+        "training_institution": {"type": ["string", "null"], "pattern": EXAM_CODE_PATTERN},
     },
 }
 _RESULTS_BODY = {
