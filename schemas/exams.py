@@ -41,6 +41,9 @@ def _visible_text(value: str) -> str:
 
 
 ProctorId = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_visible_text)]
+# Names, regions and addresses shown to people (an exam point's name reaches the site manager's phone page):
+# a bidi override or a control character there could make them read something else.
+VisibleText = AfterValidator(_visible_text)
 
 ExamPointStatus = Literal["active", "suspended", "closed"]
 
@@ -49,8 +52,8 @@ class TrainingInstitutionCreate(Strict):
     """A training institution (培训机构); the admin names the issuer it belongs to, an issuer key its own."""
 
     code: str = Field(pattern=EXAM_CODE_PATTERN, examples=["GD-TI-0001"])
-    name: str = Field(min_length=1, max_length=200, examples=["广州市安全技术培训中心"])
-    region: str = Field(min_length=1, max_length=100, examples=["广东省广州市"])
+    name: Annotated[str, VisibleText] = Field(min_length=1, max_length=200, examples=["广州市安全技术培训中心"])
+    region: Annotated[str, VisibleText] = Field(min_length=1, max_length=100, examples=["广东省广州市"])
     issuer: str | None = Field(default=None, pattern=ISSUER_CODE_PATTERN, description="admin only")
 
 
@@ -77,9 +80,9 @@ class ExamPointCreate(Strict):
     """An exam point (考试点) and the training institutions it must not examine for (教考分离)."""
 
     code: str = Field(pattern=EXAM_CODE_PATTERN, examples=["GD-EP-0001"])
-    name: str = Field(min_length=1, max_length=200, examples=["广州市特种作业考试点（黄埔）"])
-    region: str = Field(min_length=1, max_length=100, examples=["广东省广州市"])
-    address: str = Field(min_length=1, max_length=300)
+    name: Annotated[str, VisibleText] = Field(min_length=1, max_length=200, examples=["广州市特种作业考试点（黄埔）"])
+    region: Annotated[str, VisibleText] = Field(min_length=1, max_length=100, examples=["广东省广州市"])
+    address: Annotated[str, VisibleText] = Field(min_length=1, max_length=300)
     operations: list[str] = Field(min_length=1, max_length=200, examples=[["2.1", "2.2"]])
     capacity_per_session: int = Field(ge=1, le=MAX_CAPACITY)
     accredited_from: ExamChainDate

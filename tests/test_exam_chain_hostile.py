@@ -441,6 +441,11 @@ POINT_CASES = [
     pytest.param({"capacity_per_session": 10**30}, 422, "validation_error", id="capacity-huge"),
     pytest.param({"capacity_per_session": -1}, 422, "validation_error", id="capacity-negative"),
     pytest.param({"capacity_per_session": True}, 201, None, id="capacity-true-is-one"),
+    pytest.param({"name": "考试点\u202e点试考"}, 422, "validation_error", id="name-bidi-override"),
+    pytest.param({"name": "考试点\u0000"}, 422, "validation_error", id="name-nul"),
+    pytest.param({"region": "广州\u200b"}, 422, "validation_error", id="region-zero-width"),
+    pytest.param({"address": "黄埔区\n1 号"}, 422, "validation_error", id="address-line-break"),
+    pytest.param({"name": "   "}, 422, "validation_error", id="name-blank"),
 ]
 
 
@@ -469,6 +474,25 @@ SESSION_CASES = [
     pytest.param({"exam_point": "EP\u0000"}, 422, "validation_error", id="point-nul"),
     pytest.param({"exam_point": "EP-NONE"}, 404, "exam_point_not_found", id="point-unknown"),
 ]
+
+
+@pytest.mark.parametrize(
+    ("override", "status"),
+    [
+        pytest.param({"name": "培训\u202e中心"}, 422, id="name-bidi-override"),
+        pytest.param({"name": "培训\u0007中心"}, 422, id="name-bell"),
+        pytest.param({"region": "\u2066广州"}, 422, id="region-bidi-isolate"),
+        pytest.param({"code": "TI\u0000"}, 422, id="code-nul"),
+        pytest.param({"name": "培训中心 (黄埔)"}, 201, id="name-plain"),
+    ],
+)
+def test_a_hostile_training_institution_is_refused(app_client, issuer, override, status):
+    """A training institution's name or region with control or format characters is 422 validation_error."""
+    body = {"code": "TI-H", "name": "培训中心", "region": "广州", **override}
+
+    response = app_client.post("/v1/training-institutions", json=body, headers=issuer.headers)
+
+    assert (response.status_code, error_code(response)) == (status, "validation_error" if status == 422 else None)
 
 
 @pytest.mark.parametrize(("override", "status", "code"), SESSION_CASES)
