@@ -1,6 +1,9 @@
 """Request dependencies as ``Annotated`` aliases: settings, database session, keys and principals.
 
-Ownership is checked in one place (:func:`owned_certificate`), never copied into handlers.
+Ownership is checked here only, never copied into handlers: each ``owned_*`` dependency reads the row named
+in the path and answers 404, exactly as for a missing row, when it is another issuer's (the admin sees every
+row). A path value that cannot name a row (not an id's or a code's shape: a NUL, 4,000 characters) is the
+same 404 before any query, so a value PostgreSQL would refuse never reaches it.
 
 Sessions never begin a transaction by themselves (``autobegin=False``): each unit of database work
 is an explicit :func:`~api.db.read_transaction` or :func:`~api.db.write_transaction` inside one
@@ -14,7 +17,7 @@ import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import Depends, Request
@@ -28,9 +31,19 @@ from .clock import Clock
 from .db import read_transaction
 from .errors import ApiError
 from .keyring import Keyring
-from .models import ApiKey, Certificate, CertificateBatch, Issuer, could_be_id
+from .models import (
+    ApiKey,
+    Certificate,
+    CertificateBatch,
+    ExamPoint,
+    ExamSession,
+    Issuer,
+    TrainingInstitution,
+    could_be_id,
+)
 from .security import api_key_matches, api_key_prefix
-from .services.errors import RegistryUnavailable
+from .services import exam_registry, exam_results
+from .services.errors import ExamResultNotFound, RegistryUnavailable
 from .services.key_usage import KeyUsage
 from .services.status_lists import StatusLists
 from .services.trust_lists import TrustLists
@@ -267,11 +280,52 @@ def owned_batch(batch_id: str, principal: IssuerOrAdminDep, session: SessionDep)
     if could_be_id(batch_id):
         with read_transaction(session):
             batch = session.get(CertificateBatch, batch_id)
-    if batch is None or (
-        principal.kind != "admin" and (principal.issuer is None or batch.issuer_id != principal.issuer.id)
-    ):
+    owner = exam_registry.owner_of(principal)
+    if batch is None or (owner is not None and batch.issuer_id != owner):
         raise ApiError(404, "batch_not_found", "no such certificate batch")
     return batch
 
 
 OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]
+
+
+def owned_training_institution(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> TrainingInstitution:
+    """The training institution in the path if the caller may see it; another issuer's answers 404 as if missing."""
+    with read_transaction(session):
+        return exam_registry.find_training_institution(session, code=code, owner=exam_registry.owner_of(principal))
+
+
+OwnedTrainingInstitutionDep = Annotated[TrainingInstitution, Depends(owned_training_institution)]
+
+
+def owned_exam_point(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamPoint:
+    """The exam point in the path if the caller may see it; another issuer's answers 404 like a missing one."""
+    with read_transaction(session):
+        return exam_registry.find_exam_point(session, code=code, owner=exam_registry.owner_of(principal))
+
+
+OwnedExamPointDep = Annotated[ExamPoint, Depends(owned_exam_point)]
+
+
+def owned_exam_session(session_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamSession:
+    """The exam session in the path if the caller may see it; another issuer's answers 404 like a missing one."""
+    with read_transaction(session):
+        return exam_registry.find_exam_session(session, session_id=session_id, owner=exam_registry.owner_of(principal))
+
+
+OwnedExamSessionDep = Annotated[ExamSession, Depends(owned_exam_session)]
+
+
+def owned_exam_result(result_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> Any:
+    """The result row in the path (as :func:`api.services.exam_results.find_result` gives it) if the caller may
+    see it; another issuer's answers 404 like a missing one."""
+    row = None
+    if could_be_id(result_id):
+        with read_transaction(session):
+            row = exam_results.find_result(session, result_id=result_id, owner=exam_registry.owner_of(principal))
+    if row is None:
+        raise ExamResultNotFound()
+    return row
+
+
+OwnedExamResultDep = Annotated[Any, Depends(owned_exam_result)]

@@ -456,6 +456,15 @@ _NAME_PATTERN = re.compile(f"{_NAME_CHAR}+(?: {_NAME_CHAR}+)*")
 _NAME_CHAR_PATTERN = re.compile(f"{_NAME_CHAR}| ")
 
 
+def holder_name_problem(name: str) -> str | None:
+    """Why ``name`` could not be a certificate's holder name, or None: the check a signed credential must pass.
+
+    For callers that accept names long before anything is signed (an exam results import), so a name that
+    could never be certified is refused on arrival.
+    """
+    return _name_problem(name)
+
+
 def _name_problem(name: str) -> str | None:
     """Why ``name`` breaks the holder-name rule (docs/credential-format.md section 5), or None.
 

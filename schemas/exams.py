@@ -6,10 +6,11 @@ by line number, never by the values in them.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from .api import ISSUER_CODE_PATTERN, OPERATION_PATTERN, Strict
 
@@ -19,6 +20,30 @@ EXAM_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 RESULTS_CSV_HEADER = ("id_number", "name", "theory_score", "practical_score", "training_institution")
 MAX_RESULT_ROWS = 20_000
 MAX_CAPACITY = 10_000
+# Dates of the exam chain (accreditation, exam, review): nothing before the national scheme or past this
+# century. Year 1 or 9999 is a typo or an attack, and date arithmetic on it (validity, retake windows) overflows.
+EARLIEST_EXAM_DATE = date(1990, 1, 1)
+LATEST_EXAM_DATE = date(2099, 12, 31)
+ExamChainDate = Annotated[
+    date,
+    Field(ge=EARLIEST_EXAM_DATE, le=LATEST_EXAM_DATE, description="from 1990-01-01 to 2099-12-31"),
+]
+ExamCode = Annotated[str, Field(pattern=EXAM_CODE_PATTERN)]
+# A proctor's id as the exam point writes it (a staff number, or a name): no control, format or unassigned
+# characters (bidi overrides, zero-width spaces, NUL), which no one types and the database may refuse.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _visible_text(value: str) -> str:
+    if any(unicodedata.category(character) in _INVISIBLE_CATEGORIES for character in value):
+        raise ValueError("control or format characters are not allowed")
+    return value
+
+
+ProctorId = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_visible_text)]
+# Names, regions and addresses shown to people (an exam point's name reaches the site manager's phone page):
+# a bidi override or a control character there could make them read something else.
+VisibleText = AfterValidator(_visible_text)
 
 ExamPointStatus = Literal["active", "suspended", "closed"]
 
@@ -27,8 +52,8 @@ class TrainingInstitutionCreate(Strict):
     """A training institution (培训机构); the admin names the issuer it belongs to, an issuer key its own."""
 
     code: str = Field(pattern=EXAM_CODE_PATTERN, examples=["GD-TI-0001"])
-    name: str = Field(min_length=1, max_length=200, examples=["广州市安全技术培训中心"])
-    region: str = Field(min_length=1, max_length=100, examples=["广东省广州市"])
+    name: Annotated[str, VisibleText] = Field(min_length=1, max_length=200, examples=["广州市安全技术培训中心"])
+    region: Annotated[str, VisibleText] = Field(min_length=1, max_length=100, examples=["广东省广州市"])
     issuer: str | None = Field(default=None, pattern=ISSUER_CODE_PATTERN, description="admin only")
 
 
@@ -55,14 +80,14 @@ class ExamPointCreate(Strict):
     """An exam point (考试点) and the training institutions it must not examine for (教考分离)."""
 
     code: str = Field(pattern=EXAM_CODE_PATTERN, examples=["GD-EP-0001"])
-    name: str = Field(min_length=1, max_length=200, examples=["广州市特种作业考试点（黄埔）"])
-    region: str = Field(min_length=1, max_length=100, examples=["广东省广州市"])
-    address: str = Field(min_length=1, max_length=300)
+    name: Annotated[str, VisibleText] = Field(min_length=1, max_length=200, examples=["广州市特种作业考试点（黄埔）"])
+    region: Annotated[str, VisibleText] = Field(min_length=1, max_length=100, examples=["广东省广州市"])
+    address: Annotated[str, VisibleText] = Field(min_length=1, max_length=300)
     operations: list[str] = Field(min_length=1, max_length=200, examples=[["2.1", "2.2"]])
     capacity_per_session: int = Field(ge=1, le=MAX_CAPACITY)
-    accredited_from: date
-    accredited_until: date | None = None
-    excluded_training_institutions: list[str] = Field(default_factory=list, max_length=1000)
+    accredited_from: ExamChainDate
+    accredited_until: ExamChainDate | None = None
+    excluded_training_institutions: list[ExamCode] = Field(default_factory=list, max_length=1000)
     issuer: str | None = Field(default=None, pattern=ISSUER_CODE_PATTERN, description="admin only")
 
 
@@ -105,7 +130,7 @@ class ExamPointClose(Strict):
     """Close an exam point for good; its certificates issued from ``review_from`` on are listed for review."""
 
     reason: str = Field(min_length=1, max_length=500)
-    review_from: date
+    review_from: ExamChainDate
 
 
 class CertificateToReview(BaseModel):
@@ -135,11 +160,11 @@ class ExamSessionCreate(Strict):
 
     exam_point: str = Field(pattern=EXAM_CODE_PATTERN)
     operation: str = Field(pattern=OPERATION_PATTERN, examples=["2.1"])
-    exam_date: date
+    exam_date: ExamChainDate
     theory_exam: bool = True
     practical_exam: bool = True
     real_equipment: bool = False
-    proctor_ids: list[str] = Field(default_factory=list, max_length=50)
+    proctor_ids: list[ProctorId] = Field(default_factory=list, max_length=50)
 
 
 class ExamSessionOut(BaseModel):

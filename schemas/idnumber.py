@@ -11,6 +11,9 @@ from datetime import date
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARACTERS = "10X98765432"
+# What an ID number may be typed with: ASCII or full-width (全角) digits and X, either case. NFKC would also
+# turn circled, super- and subscript digits into digits; those are not an ID number someone typed.
+_TYPED_CHARACTERS = frozenset("0123456789Xx\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19\uff38\uff58")
 
 
 class InvalidIdNumber(ValueError):
@@ -24,6 +27,8 @@ def normalize_id_number(raw: str) -> str:
     """
     if not isinstance(raw, str) or len(raw) > 64:
         raise InvalidIdNumber("ID number must be 18 characters")
+    if not _TYPED_CHARACTERS.issuperset(raw.strip()):
+        raise InvalidIdNumber("ID number must be 17 digits and a check digit or X")
     number = unicodedata.normalize("NFKC", raw).strip().upper()
     if len(number) != 18 or not number[:17].isascii() or not number[:17].isdigit() or number[17] not in "0123456789X":
         raise InvalidIdNumber("ID number must be 17 digits and a check digit or X")

@@ -52,7 +52,10 @@ def session_id(app_client, issuer):
         json={"exam_point": "EP-1", "operation": "2.1", "exam_date": TEST_TODAY.isoformat()},
         headers=issuer.headers,
     ).json()
-    rows = [{"id_number": PEOPLE[n], "name": f"考生{n}", "theory_score": 90, "practical_score": 90} for n in (0, 1)]
+    rows = [
+        {"id_number": PEOPLE[n], "name": f"考生{'甲乙丙'[n]}", "theory_score": 90, "practical_score": 90}
+        for n in (0, 1)
+    ]
     app_client.post(f"/v1/exam-sessions/{created['id']}/results", json=rows, headers=issuer.headers)
     return created["id"]
 

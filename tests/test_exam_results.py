@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from api.models import Certificate, ExamResult
 
+HAN_DIGITS = str.maketrans("0123456789", "零一二三四五六七八九")  # names hold letters only, never digits
 HEADER = "id_number,name,theory_score,practical_score,training_institution"
 
 
@@ -102,7 +103,7 @@ def test_bad_rows_get_codes_with_physical_line_numbers(app_client, issuer, exam)
         "440106199001011230,王芳,90,90,",  # 3 bad check character
         "",  # 4 blank
         f"{_person(2)},,90,90,",  # 5 no name
-        f'{_person(3)},"李\n强",101,90,',  # 6-7 score out of range (a quoted newline)
+        f'{_person(3)},"李\n强",101,90,',  # 6-7 invalid name (a quoted newline: no name holds a line break)
         f"{_person(4)},陈静,eighty,90,",  # 8 not a number
         f"{young},赵六,90,90,",  # 9 too young
         f"{old},钱七,90,90,",  # 10 too old
@@ -119,7 +120,7 @@ def test_bad_rows_get_codes_with_physical_line_numbers(app_client, issuer, exam)
     assert [(error["line"], error["code"]) for error in report["errors"]] == [
         (3, "invalid_id_number"),
         (5, "missing_name"),
-        (6, "score_out_of_range"),
+        (6, "invalid_name"),
         (8, "score_out_of_range"),
         (9, "holder_too_young"),
         (10, "holder_too_old"),
@@ -325,7 +326,8 @@ def test_twenty_thousand_rows_import_in_one_upload(app_client, issuer, exam):
     session_id = exam(capacity=10_000)
     born = [date(1970, 1, 1) + timedelta(days=n // 50) for n in range(20_000)]
     rows = [
-        f"{id_number_for(day, sequence=n % 50 * 2 + 1)},欧阳考生{n:05d}号,90,90,TI-FREE" for n, day in enumerate(born)
+        f"{id_number_for(day, sequence=n % 50 * 2 + 1)},欧阳考生{f'{n:05d}'.translate(HAN_DIGITS)}号,90,90,TI-FREE"
+        for n, day in enumerate(born)
     ]
     data = _csv(*rows)
 

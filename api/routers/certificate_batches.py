@@ -90,7 +90,10 @@ def _links(batch_id: str) -> dict[str, str]:
     summary="Issue the certificates of an exam session or of listed results as a background job (issuer API key)",
     description="Answers 202 at once; `GET` the `self` link for progress. The same `Idempotency-Key` with the "
     "same body answers with the same batch (never a second one); with another body it is 409 `batch_conflict`.",
-    responses={409: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+    responses={
+        409: {"model": ErrorResponse},
+        422: {"model": ErrorResponse, "description": "`validation_error`, `invalid_idempotency_key`"},
+    },
 )
 def submit_batch(
     body: BatchCreate,
@@ -98,7 +101,9 @@ def submit_batch(
     issuer: IssuerDep,
     session: SessionDep,
     clock: ClockDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None, Header(description="1 to 200 printable ASCII characters; else 422 `invalid_idempotency_key`")
+    ] = None,
 ) -> JSONResponse:
     """Record the batch and wake this process's batch runner."""
     batch = batches.submit_batch(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
 import crypto
@@ -20,7 +20,7 @@ from schemas.exams import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, SessionDep
+from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, OwnedExamPointDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import ExamPoint
 from ..services import exam_registry
@@ -35,15 +35,6 @@ router = APIRouter(
         **DATABASE_UNAVAILABLE_RESPONSE,
     },
 )
-
-
-def owned_exam_point(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamPoint:
-    """The exam point in the path if the caller may see it; another issuer's answers 404 like a missing one."""
-    with read_transaction(session):
-        return exam_registry.find_exam_point(session, code=code, owner=exam_registry.owner_of(principal))
-
-
-OwnedExamPointDep = Annotated[ExamPoint, Depends(owned_exam_point)]
 
 
 def exam_points_out(session: Session, points: list[ExamPoint]) -> list[ExamPointOut]:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, status
 from fastapi.responses import Response
 
 from schemas.api import ErrorResponse
 from schemas.exams import ExamResultOut, ExamResultPhoto, ReapplicationOverride
 
-from ..db import read_transaction, write_transaction
-from ..deps import AdminDep, IssuerOrAdminDep, SessionDep, SettingsDep
+from ..db import write_transaction
+from ..deps import AdminDep, OwnedExamResultDep, SessionDep, SettingsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
-from ..models import could_be_id
-from ..services import exam_registry, exam_results
-from ..services.errors import ExamResultNotFound
+from ..services import exam_results
 from ..services.photos import clean_photo
 
 router = APIRouter(
@@ -28,20 +26,6 @@ router = APIRouter(
         **DATABASE_UNAVAILABLE_RESPONSE,
     },
 )
-
-
-def owned_exam_result(result_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> Any:
-    """The result in the path if the caller may see it; another issuer's answers 404 like a missing one."""
-    row = None
-    if could_be_id(result_id):
-        with read_transaction(session):
-            row = exam_results.find_result(session, result_id=result_id, owner=exam_registry.owner_of(principal))
-    if row is None:
-        raise ExamResultNotFound()
-    return row
-
-
-OwnedExamResultDep = Annotated[Any, Depends(owned_exam_result)]
 
 
 def result_out(row: Any) -> ExamResultOut:

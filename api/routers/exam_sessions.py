@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 from sqlmodel import Session
 
 from schemas.api import MAX_OFFSET, ErrorResponse
@@ -21,7 +21,7 @@ from schemas.exams import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, SessionDep, SettingsDep
+from ..deps import CatalogueDep, ClockDep, IssuerOrAdminDep, OwnedExamSessionDep, SessionDep, SettingsDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE, ApiError
 from ..models import ExamSession
 from ..services import exam_registry, exam_results
@@ -38,15 +38,6 @@ router = APIRouter(
         **DATABASE_UNAVAILABLE_RESPONSE,
     },
 )
-
-
-def owned_exam_session(session_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamSession:
-    """The exam session in the path if the caller may see it; another issuer's answers 404 like a missing one."""
-    with read_transaction(session):
-        return exam_registry.find_exam_session(session, session_id=session_id, owner=exam_registry.owner_of(principal))
-
-
-OwnedExamSessionDep = Annotated[ExamSession, Depends(owned_exam_session)]
 
 
 def sessions_out(session: Session, rows: list[ExamSession]) -> list[ExamSessionOut]:
@@ -124,16 +115,24 @@ def read_exam_session(exam_session: OwnedExamSessionDep, session: SessionDep) ->
     return sessions_out(session, [exam_session])[0]
 
 
+# Windows (and so many upload tools) label a zip application/x-zip-compressed.
+ZIP_MEDIA_TYPES = ("application/zip", "application/x-zip-compressed")
+
 _ROW_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["id_number", "name", "theory_score", "practical_score"],
     "properties": {
         "id_number": {"type": "string"},
-        "name": {"type": "string"},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 32,
+            "description": "letters, marks, middle dots, spaces",
+        },
         "theory_score": {"type": "integer", "minimum": 0, "maximum": 100},
         "practical_score": {"type": "integer", "minimum": 0, "maximum": 100},
-        "training_institution": {"type": ["string", "null"]},
+        "training_institution": {"type": ["string", "null"], "pattern": EXAM_CODE_PATTERN},
     },
 }
 _RESULTS_BODY = {
@@ -203,11 +202,14 @@ def list_results(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                media_type: {"schema": {"type": "string", "format": "binary"}} for media_type in ZIP_MEDIA_TYPES
+            },
         }
     },
     responses={
         413: {"model": ErrorResponse},
+        415: {"model": ErrorResponse, "description": "`unsupported_media_type`: not application/zip"},
         422: {"model": ErrorResponse, "description": "`invalid_zip`"},
         503: {"model": ErrorResponse, "description": "`busy`: every photo decoder stayed busy"},
     },
@@ -216,6 +218,9 @@ async def upload_photos(
     request: Request, exam_session: OwnedExamSessionDep, session: SessionDep, settings: SettingsDep
 ) -> PhotoReport:
     """Each entry is re-encoded from its pixels; refused entries are named by position with a code."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ZIP_MEDIA_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send the photos as application/zip")
     data = await request.body()
     return await to_thread.run_sync(
         lambda: exam_results.import_photo_zip(session, exam_session=exam_session, data=data, settings=settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Query, status
 from sqlmodel import Session
 
 from schemas.api import MAX_OFFSET, ErrorResponse
@@ -15,7 +15,7 @@ from schemas.exams import (
 )
 
 from ..db import read_transaction, write_transaction
-from ..deps import ClockDep, IssuerOrAdminDep, SessionDep
+from ..deps import ClockDep, IssuerOrAdminDep, OwnedTrainingInstitutionDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..models import TrainingInstitution
 from ..services import exam_registry
@@ -30,12 +30,6 @@ router = APIRouter(
         **DATABASE_UNAVAILABLE_RESPONSE,
     },
 )
-
-
-def owned_institution(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> TrainingInstitution:
-    """The institution in the path if the caller may see it; another issuer's answers 404 like a missing one."""
-    with read_transaction(session):
-        return exam_registry.find_training_institution(session, code=code, owner=exam_registry.owner_of(principal))
 
 
 def institution_out(session: Session, institutions: list[TrainingInstitution]) -> list[TrainingInstitutionOut]:
@@ -85,8 +79,6 @@ def list_training_institutions(
 
 
 @router.get("/{code}", response_model=TrainingInstitutionOut, summary="Read a training institution")
-def read_training_institution(
-    institution: Annotated[TrainingInstitution, Depends(owned_institution)], session: SessionDep
-) -> TrainingInstitutionOut:
+def read_training_institution(institution: OwnedTrainingInstitutionDep, session: SessionDep) -> TrainingInstitutionOut:
     """Another issuer's institution answers 404 `training_institution_not_found`."""
     return institution_out(session, [institution])[0]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
@@ -59,6 +60,7 @@ from .errors import (
     ExamResultNotFound,
     ExamResultNotPassed,
     ExamSessionNotFound,
+    InvalidIdempotencyKey,
     IssuerNotFound,
     OperationNotAllowed,
     ReapplicationBarred,
@@ -72,6 +74,8 @@ log = logging.getLogger("certseal.batches")
 
 MAX_RESULTS = 10_000
 """Most result ids one explicit batch request may list."""
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e](?:[\x20-\x7e]{{0,{MAX_IDEMPOTENCY_KEY_CHARS - 2}}}[\x21-\x7e])?")
 CHUNK_SIZE = 1000
 """Results per chunk transaction: the issuer row stays locked for one chunk (well under the 2 s lock timeout)."""
 MAX_CHUNK_RETRIES = 3
@@ -136,6 +140,16 @@ def _targets(session: Session, issuer_id: str, request: BatchRequest) -> list[st
     )
 
 
+def check_idempotency_key(key: str | None) -> None:
+    """:class:`InvalidIdempotencyKey` unless ``key`` is None or 1..200 printable ASCII characters (no edge spaces).
+
+    A blank key would be one shared key (the second blank submission once hit the unique index: a 500);
+    a non-ASCII one arrives as whatever bytes the client's library chose, so it could never be repeated.
+    """
+    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidIdempotencyKey()
+
+
 def submit_batch(
     session: Session,
     *,
@@ -153,6 +167,7 @@ def submit_batch(
     :class:`BatchConflict` for a known key with another request; :class:`ExamSessionNotFound` for a
     session that is not the issuer's. A session without eligible results makes a batch that is done at once.
     """
+    check_idempotency_key(idempotency_key)
     digest = request.digest()
     # Read once, up front: the rollback of a losing insert expires every object of the session, and the
     # issuer (loaded by the request's authentication) could then not be reloaded outside a transaction.

@@ -371,6 +371,13 @@ class DirectIssuanceRefused(Conflict):
     message = "certificates are issued from exam results here"
 
 
+class InvalidIdempotencyKey(Unprocessable):
+    """An Idempotency-Key that is blank, longer than 200 characters or not printable ASCII."""
+
+    code = "invalid_idempotency_key"
+    message = "an Idempotency-Key is 1 to 200 printable ASCII characters"
+
+
 class BatchConflict(Conflict):
     """The batch request is not possible as given (e.g. an Idempotency-Key reused with another request)."""
 

@@ -8,6 +8,7 @@ both pass; a new session share-locks its exam point, so it cannot slip in beside
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from schemas.catalogue import Catalogue
+from schemas.exams import EXAM_CODE_PATTERN
 
 from ..models import (
     Certificate,
@@ -42,6 +44,8 @@ from .errors import (
     Unprocessable,
 )
 from .issuance import checked_operations
+
+_EXAM_CODE = re.compile(EXAM_CODE_PATTERN.removeprefix("^").removesuffix("$"))
 
 # From which statuses each change may start, and where it leads: closed is final.
 EXAM_POINT_TRANSITIONS = {
@@ -124,8 +128,16 @@ def create_training_institution(
     return institution
 
 
+def could_be_code(text: str) -> bool:
+    """Whether ``text`` has the shape of an exam point's or training institution's code (checked before any query:
+    anything else names no row, and some values, a NUL character, are not even valid text to PostgreSQL)."""
+    return _EXAM_CODE.fullmatch(text) is not None
+
+
 def find_training_institution(session: Session, *, code: str, owner: str | None) -> TrainingInstitution:
     """The institution with this code if the caller may see it, else :class:`TrainingInstitutionNotFound`."""
+    if not could_be_code(code):
+        raise TrainingInstitutionNotFound()
     institution = session.exec(select(TrainingInstitution).where(TrainingInstitution.code == code)).first()
     if institution is None or (owner is not None and institution.issuer_id != owner):
         raise TrainingInstitutionNotFound()
@@ -215,6 +227,8 @@ def create_exam_point(
 
 def find_exam_point(session: Session, *, code: str, owner: str | None) -> ExamPoint:
     """The exam point with this code if the caller may see it, else :class:`ExamPointNotFound`."""
+    if not could_be_code(code):
+        raise ExamPointNotFound()
     point = session.exec(
         select(ExamPoint).where(ExamPoint.code == code).execution_options(populate_existing=True)
     ).first()

@@ -24,6 +24,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,7 +39,15 @@ from sqlmodel import Session, select
 import crypto
 from crypto import CST
 from schemas.dates import add_months
-from schemas.exams import MAX_RESULT_ROWS, RESULTS_CSV_HEADER, ImportReport, PhotoIssue, PhotoReport, RowIssue
+from schemas.exams import (
+    EXAM_CODE_PATTERN,
+    MAX_RESULT_ROWS,
+    RESULTS_CSV_HEADER,
+    ImportReport,
+    PhotoIssue,
+    PhotoReport,
+    RowIssue,
+)
 from schemas.idnumber import InvalidIdNumber, age_on, birth_date, normalize_id_number
 
 from ..db import read_transaction, write_transaction
@@ -57,8 +67,8 @@ from .errors import (
 from .photos import clean_photo_bytes
 
 CHUNK_ROWS = 1000  # rows decided and inserted per step (one executemany; one tick of a progress bar)
-MAX_NAME_CHARS = 64
 MAX_INSTITUTION_CHARS = 32
+_INSTITUTION_CODE = re.compile(EXAM_CODE_PATTERN)  # what a registered training institution's code may be
 IN_LIST = 500  # bounded IN lists: SQLite allows 32,766 parameters
 MAX_ZIP_ENTRIES = 10_000  # the largest session (capacity_per_session is at most 10,000)
 ZIP_INFLATION = 8  # JPEG and PNG barely compress: a zip declaring more than this times the upload limit is a bomb
@@ -126,6 +136,7 @@ class ResultRow:
     practical_score: object = None
     training_institution: object = None
     problem: str | None = None
+    from_json: bool = False  # JSON scores are integers; only a CSV cell's text of digits is a score
 
 
 # --- Reading uploads ---------------------------------------------------------------------------------
@@ -175,6 +186,8 @@ def parse_json(data: bytes) -> list[ResultRow]:
         body = json.loads(data)
     except (UnicodeDecodeError, ValueError):
         raise InvalidResultsBody("the body is not valid JSON") from None
+    except RecursionError:  # lists or objects nested deeper than the parser's stack: no row is that deep
+        raise InvalidResultsBody("the body nests too deeply to be a list of rows") from None
     if not isinstance(body, list):
         raise InvalidResultsBody()
     if len(body) > MAX_RESULT_ROWS:
@@ -194,6 +207,7 @@ def parse_json(data: bytes) -> list[ResultRow]:
                     item.get("theory_score"),
                     item.get("practical_score"),
                     item.get("training_institution"),
+                    from_json=True,
                 )
             )
     return rows
@@ -214,13 +228,13 @@ class _Candidate:
     institution: str | None
 
 
-def _score(value: object) -> int | None:
-    """A whole number 0..100 from a JSON integer or a text of digits; None for anything else."""
+def _score(value: object, *, text: bool) -> int | None:
+    """A whole number 0..100 from a JSON integer or (``text``: a CSV cell) a text of digits; None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value if 0 <= value <= 100 else None
-    if isinstance(value, str):
+    if text and isinstance(value, str):
         text = value.strip()
         if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 100:
             return int(text)
@@ -237,23 +251,27 @@ def _check_row(row: ResultRow, *, exam_date: date, settings: Settings) -> _Candi
         number = normalize_id_number(row.id_number)
     except InvalidIdNumber as exc:
         return RowIssue(line=row.line, code="invalid_id_number", message=str(exc))
-    name = row.name.strip() if isinstance(row.name, str) else ""
     institution = row.training_institution
     if isinstance(institution, str):
         institution = institution.strip() or None
     if institution is not None and not isinstance(institution, str):
         return RowIssue(line=row.line, code="malformed_row", message="training_institution must be text")
-    if institution is not None and (len(institution) > MAX_INSTITUTION_CHARS or "\x00" in institution):
+    if institution is not None and not _INSTITUTION_CODE.fullmatch(institution):
         return RowIssue(
             line=row.line,
-            code="malformed_row",
-            message=f"training_institution is over {MAX_INSTITUTION_CHARS} characters",
+            code="invalid_training_institution",
+            message=f"training_institution must be a code of letters, digits, '.', '_' and '-' "
+            f"(at most {MAX_INSTITUTION_CHARS} characters)",
         )
+    if row.name is not None and not isinstance(row.name, str):
+        return RowIssue(line=row.line, code="malformed_row", message="the name must be text")
+    name = unicodedata.normalize("NFC", row.name.strip()) if row.name is not None else ""
     if not name:
         return RowIssue(line=row.line, code="missing_name", message="the name is missing")
-    if len(name) > MAX_NAME_CHARS or "\x00" in name:
-        return RowIssue(line=row.line, code="malformed_row", message=f"the name is over {MAX_NAME_CHARS} characters")
-    theory, practical = _score(row.theory_score), _score(row.practical_score)
+    if problem := crypto.holder_name_problem(name):  # a name no certificate could carry is refused now
+        return RowIssue(line=row.line, code="invalid_name", message=problem)
+    theory = _score(row.theory_score, text=not row.from_json)
+    practical = _score(row.practical_score, text=not row.from_json)
     if theory is None or practical is None:
         which = "theory_score" if theory is None else "practical_score"
         return RowIssue(
@@ -573,8 +591,14 @@ def set_photo(session: Session, *, result_id: str, photo: tuple[bytes, str]) -> 
 
 
 def _entry_number(name: str) -> str | None:
-    """The ID number a zip entry's file name gives (``<ID number>.jpg|.jpeg|.png``, any folder), or None."""
+    """The ID number a zip entry's file name gives (``<ID number>.jpg|.jpeg|.png``, any folder), or None.
+
+    A name that climbs out of the zip (``..``), starts at a root or a drive (``/``, ``C:``) or hides a NUL
+    (``<ID number>.jpg\\0.exe``) is an attack on whoever unpacks the zip, never a photo: None.
+    """
     path = PurePosixPath(name.replace("\\", "/"))
+    if "\x00" in name or path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        return None
     if path.suffix.lower() not in PHOTO_SUFFIXES:
         return None
     try:
@@ -633,7 +657,7 @@ def import_photo_zip(session: Session, *, exam_session: ExamSession, data: bytes
     for position, entry in enumerate(entries, start=1):
         if entry.is_dir():
             continue
-        number = _entry_number(entry.filename)
+        number = _entry_number(entry.orig_filename)  # as in the archive: ZipInfo cuts filename at a NUL
         if number is None:
             refuse(
                 position, "invalid_file_name", "the file name must be the candidate's ID number and .jpg, .jpeg or .png"
