@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
@@ -44,6 +44,7 @@ from .models import (
 from .security import api_key_matches, api_key_prefix
 from .services import exam_registry, exam_results
 from .services.errors import ExamResultNotFound, RegistryUnavailable
+from .services.idempotency import check_idempotency_key
 from .services.key_usage import KeyUsage
 from .services.status_lists import StatusLists
 from .services.trust_lists import TrustLists
@@ -329,3 +330,17 @@ def owned_exam_result(result_id: str, principal: IssuerOrAdminDep, session: Sess
 
 
 OwnedExamResultDep = Annotated[Any, Depends(owned_exam_result)]
+
+
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="1 to 200 printable ASCII characters; else 422 `invalid_idempotency_key`"),
+    ] = None,
+) -> str | None:
+    """The request's ``Idempotency-Key`` if it has one, checked by the one rule every endpoint and the CLI share."""
+    check_idempotency_key(idempotency_key)
+    return idempotency_key
+
+
+IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key)]

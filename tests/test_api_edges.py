@@ -6,11 +6,12 @@
 - Restricted ``CERTSEAL_CORS_ORIGINS`` admit only the listed origins.
 - After an ID-HMAC key rotation, rows hashed under the previous key still match (verify and search).
 - Two concurrent issuances with one ``Idempotency-Key`` (holder fields or an exam result) answer one certificate:
-  one 201 and one replay.
+  one 201 and one replay; a blank, long or non-ASCII key is 422 on every endpoint that takes one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +197,42 @@ def test_concurrent_retries_with_one_idempotency_key_answer_one_certificate(
     assert sorted(replay or "" for replay in replays) == ["", "true"]
     assert responses[0].json()["id"] == responses[1].json()["id"]
     assert (stored, records) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("key", "status"),
+    [
+        pytest.param(b"", 422, id="empty"),
+        pytest.param(b"   ", 422, id="blank"),
+        pytest.param(b"k" * 201, 422, id="201-chars"),
+        pytest.param("证书-1".encode(), 422, id="utf8-chinese"),
+        pytest.param(b"a\x7fb", 422, id="delete-char"),
+        pytest.param(b"k" * 200, 201, id="200-chars"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/v1/certificates", "/v1/certificates/{id}/reissue"])
+def test_issuance_and_reissue_take_an_idempotency_key_by_the_batches_rule(
+    app_client, issuer, issue, certificate_body, path, key, status
+):
+    """Issuance and reissue refuse a blank, long or non-ASCII Idempotency-Key as batches do, and nothing is issued."""
+    original = issue(issuer)["id"]
+    body = certificate_body() if path == "/v1/certificates" else {"reason": "lost card"}
+    headers = [(name.encode(), value.encode()) for name, value in issuer.headers.items()]
+    headers += [(b"content-type", b"application/json"), (b"idempotency-key", key)]
+
+    answers = [app_client.post(path.format(id=original), content=json.dumps(body), headers=headers) for _ in range(2)]
+    listed = app_client.get("/v1/certificates", headers=issuer.headers).json()["total"]
+
+    if status == 422:
+        assert [(answer.status_code, answer.json()["error"]["code"]) for answer in answers] == [
+            (422, "invalid_idempotency_key")
+        ] * 2
+        assert listed == 1
+    else:
+        assert [answer.status_code for answer in answers] == [201, 201]
+        assert answers[1].headers["Idempotent-Replay"] == "true"
+        assert answers[0].json()["id"] == answers[1].json()["id"]
+        assert listed == 2
 
 
 def test_paging_past_the_maximum_offset_is_422_not_500(app_client, issuer):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.api import ErrorResponse
 
-from ..deps import ClockDep, IssuerDep, OwnedBatchDep, SessionDep
+from ..deps import ClockDep, IdempotencyKeyDep, IssuerDep, OwnedBatchDep, SessionDep
 from ..errors import DATABASE_UNAVAILABLE_RESPONSE
 from ..services import batches
 
@@ -101,9 +101,7 @@ def submit_batch(
     issuer: IssuerDep,
     session: SessionDep,
     clock: ClockDep,
-    idempotency_key: Annotated[
-        str | None, Header(description="1 to 200 printable ASCII characters; else 422 `invalid_idempotency_key`")
-    ] = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Record the batch and wake this process's batch runner."""
     batch = batches.submit_batch(

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -37,6 +37,7 @@ from ..deps import (
     CatalogueDep,
     ClockDep,
     CredentialsDep,
+    IdempotencyKeyDep,
     IssuerDep,
     KeyringDep,
     OwnedCertificateDep,
@@ -138,7 +139,7 @@ def issue_certificate(
     settings: SettingsDep,
     catalogue: CatalogueDep,
     clock: ClockDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> Response:
     """For a passed exam result (`exam_result_id`), or from holder fields where `CERTSEAL_DIRECT_ISSUANCE` allows.
 
@@ -182,7 +183,7 @@ def reissue_certificate(
     catalogue: CatalogueDep,
     lists: StatusListsDep,
     clock: ClockDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> Response:
     """For a lost card, a compromised key or a correction: same holder, item and dates, a new serial and signature.
 

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import uuid
@@ -60,12 +59,12 @@ from .errors import (
     ExamResultNotFound,
     ExamResultNotPassed,
     ExamSessionNotFound,
-    InvalidIdempotencyKey,
     IssuerNotFound,
     OperationNotAllowed,
     ReapplicationBarred,
     ServiceError,
 )
+from .idempotency import check_idempotency_key
 from .issuance import active_key, barred_holders
 from .signing_pool import SigningPool, default_processes
 from .status_lists import draw_status_indexes
@@ -74,8 +73,6 @@ log = logging.getLogger("certseal.batches")
 
 MAX_RESULTS = 10_000
 """Most result ids one explicit batch request may list."""
-MAX_IDEMPOTENCY_KEY_CHARS = 200
-_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e](?:[\x20-\x7e]{{0,{MAX_IDEMPOTENCY_KEY_CHARS - 2}}}[\x21-\x7e])?")
 CHUNK_SIZE = 1000
 """Results per chunk transaction: the issuer row stays locked for one chunk (well under the 2 s lock timeout)."""
 MAX_CHUNK_RETRIES = 3
@@ -138,16 +135,6 @@ def _targets(session: Session, issuer_id: str, request: BatchRequest) -> list[st
             .order_by(ExamResult.created_at, ExamResult.id)  # type: ignore[arg-type]
         ).all()
     )
-
-
-def check_idempotency_key(key: str | None) -> None:
-    """:class:`InvalidIdempotencyKey` unless ``key`` is None or 1..200 printable ASCII characters (no edge spaces).
-
-    A blank key would be one shared key (the second blank submission once hit the unique index: a 500);
-    a non-ASCII one arrives as whatever bytes the client's library chose, so it could never be repeated.
-    """
-    if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
-        raise InvalidIdempotencyKey()
 
 
 def submit_batch(
