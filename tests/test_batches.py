@@ -25,6 +25,7 @@ from api.models import Certificate, CertificateBatch, ExamPoint, ExamResult, Exa
 from api.security import id_number_hmac
 from api.services import batches
 from api.services.signing_pool import SigningPool
+from schemas.batches import MAX_BATCH_RESULTS
 from tests.conftest import TEST_NOW, TEST_TODAY, ApiIssuer, id_number_for
 
 
@@ -286,7 +287,7 @@ def test_each_ineligible_result_is_refused_with_its_code(
 
 def test_an_explicit_list_over_the_limit_is_refused(app_client: TestClient, issuer: ApiIssuer) -> None:
     """10,001 result ids are a 422; so is a body naming both a session and results."""
-    too_many = [f"{n:032x}" for n in range(batches.MAX_RESULTS + 1)]
+    too_many = [f"{n:032x}" for n in range(MAX_BATCH_RESULTS + 1)]
 
     listed = submit(app_client, issuer, {"results": too_many})
     both = submit(app_client, issuer, {"session": "0" * 32, "results": ["0" * 32]}, key="k-2")

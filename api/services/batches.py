@@ -71,8 +71,6 @@ from .status_lists import draw_status_indexes
 
 log = logging.getLogger("certseal.batches")
 
-MAX_RESULTS = 10_000
-"""Most result ids one explicit batch request may list."""
 CHUNK_SIZE = 1000
 """Results per chunk transaction: the issuer row stays locked for one chunk (well under the 2 s lock timeout)."""
 MAX_CHUNK_RETRIES = 3
