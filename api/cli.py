@@ -1251,7 +1251,7 @@ def cmd_issuer_rotate(args: argparse.Namespace) -> int:
         row = issuance.rotate_key(
             session, rt.keyring, issuer=_issuer(session, args.code), use=args.use, alg=args.alg, now=now
         )
-        rt.trust_lists.key_changed(session, now=now)
+        rt.trust_lists.key_changed(session, now=row.not_before)  # the rotation's time, after any wait for the lock
         return str(row.kid)
 
     return _admin_task(args, task)

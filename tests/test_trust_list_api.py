@@ -112,6 +112,26 @@ def test_each_key_change_publishes_the_next_sequence(app_client, make_issuer, ad
     assert (lost.state, lost.compromised_at) == (crypto.KeyState.COMPROMISED, compromised_at)
 
 
+def test_a_rotation_dated_before_the_newest_key_is_dated_at_its_start(
+    app_client, make_issuer, admin_headers, anchor, clock
+):
+    """A rotation whose time was read before a newer rotation committed is dated at that key's start, not a 500."""
+    make_issuer("CN-44")
+    clock.advance(minutes=1)
+    newer = app_client.post("/v1/issuers/CN-44/keys/rotate", headers=admin_headers).json()
+    clock.at -= timedelta(seconds=30)  # the waiting rotation's time, read before the newer one committed
+
+    late = app_client.post("/v1/issuers/CN-44/keys/rotate", headers=admin_headers)
+    served = app_client.get("/v1/trust-list").content
+    published = crypto.verify_trust_list(served, anchor[0].public_key, now=clock.now())
+
+    assert late.status_code == 201, late.text
+    retired = published.key(bytes.fromhex(newer["kid"]), crypto.KeyUse.CERTIFICATE)[1]
+    active = published.key(bytes.fromhex(late.json()["kid"]), crypto.KeyUse.CERTIFICATE)[1]
+    assert retired.state == crypto.KeyState.RETIRED
+    assert retired.not_before == retired.not_after == active.not_before
+
+
 def test_scope_change_publishes_the_next_sequence(app_client, issuer, admin_headers, anchor, clock):
     """Setting an issuer's scope publishes seq + 1 whose issuer entry lists the new operations."""
     before = sequence_of(app_client)

@@ -326,7 +326,7 @@ def rotate_key(
     limit = None if principal.kind == "admin" else issuance.ISSUER_ROTATIONS_PER_DAY
     with write_transaction(session):
         row = issuance.rotate_key(session, keyring, issuer=issuer, use=use, now=now, daily_limit=limit)
-        trust_lists.key_changed(session, now=now)
+        trust_lists.key_changed(session, now=row.not_before)  # the rotation's time, after any wait for the lock
     return SigningKeyOut.model_validate(row, from_attributes=True)
 
 

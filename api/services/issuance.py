@@ -157,7 +157,8 @@ def rotate_key(
     been made in the last 24 hours, else :class:`Limited`: every key stays in the trust list until its
     ``verify_until``, so a rotation loop would swell the list past the 1 MiB every verifier accepts.
 
-    Rotations and compromises of one issuer run one at a time (the issuer row is locked), and the
+    Rotations and compromises of one issuer run one at a time (the issuer row is locked), each dated no
+    earlier than the newest key of ``use`` (the new key's ``not_before`` is the rotation's time), and the
     retirement is a conditional update that only touches a key still active, so it can never turn a
     compromised key back into a retired one; a partial unique index keeps one active key per issuer and use.
     """
@@ -166,6 +167,13 @@ def rotate_key(
     if use == "status_list" and alg not in (None, STATUS_LIST_ALG):
         raise InvalidKeyUse(f"status-list keys are {STATUS_LIST_ALG}")
     _lock_issuer(session, issuer)
+    # A rotation that waited for the lock behind a newer one must not date the key it retires before that
+    # key began (its not_after would precede its not_before, and the trust list could not be signed).
+    newest_start = session.exec(
+        select(func.max(SigningKeyRow.not_before)).where(SigningKeyRow.issuer_id == issuer.id, SigningKeyRow.use == use)
+    ).one()
+    if newest_start is not None:
+        now = max(now, newest_start)
     if daily_limit is not None:
         recent = session.exec(
             select(SigningKeyRow.not_before)
