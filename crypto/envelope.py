@@ -419,7 +419,7 @@ def _claims_problem(claims: CertificateClaims) -> str | None:
         return "invalid times (exp must be after nbf)"
     if type(claims.holder_name) is not str:
         return "invalid holder name"
-    if problem := _name_problem(claims.holder_name):
+    if problem := holder_name_problem(claims.holder_name):
         return problem
     if type(claims.masked_id) is not str or not MASKED_ID_PATTERN.fullmatch(claims.masked_id):
         return "invalid masked ID"
@@ -457,16 +457,9 @@ _NAME_CHAR_PATTERN = re.compile(f"{_NAME_CHAR}| ")
 
 
 def holder_name_problem(name: str) -> str | None:
-    """Why ``name`` could not be a certificate's holder name, or None: the check a signed credential must pass.
-
-    For callers that accept names long before anything is signed (an exam results import), so a name that
-    could never be certified is refused on arrival.
-    """
-    return _name_problem(name)
-
-
-def _name_problem(name: str) -> str | None:
     """Why ``name`` breaks the holder-name rule (docs/credential-format.md section 5), or None.
+
+    Signing checks it, and so does anything that takes names long before signing (an exam results import).
 
     The allowed characters come from the pinned table in ``crypto/_name_chars.py`` (Unicode
     14.0.0 letters and marks plus CJK Extensions H and I), never from the running Python's

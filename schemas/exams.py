@@ -6,6 +6,7 @@ by line number, never by the values in them.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -16,6 +17,7 @@ from .api import ISSUER_CODE_PATTERN, OPERATION_PATTERN, Strict
 
 # Codes of exam points and training institutions: unique nationwide, printed on documents.
 EXAM_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+_EXAM_CODE = re.compile(EXAM_CODE_PATTERN)
 # The fixed CSV header of a results upload (issue 13: clients and scripts rely on it).
 RESULTS_CSV_HEADER = ("id_number", "name", "theory_score", "practical_score", "training_institution")
 MAX_RESULT_ROWS = 20_000
@@ -29,6 +31,14 @@ ExamChainDate = Annotated[
     Field(ge=EARLIEST_EXAM_DATE, le=LATEST_EXAM_DATE, description="from 1990-01-01 to 2099-12-31"),
 ]
 ExamCode = Annotated[str, Field(pattern=EXAM_CODE_PATTERN)]
+
+
+def could_be_code(text: str) -> bool:
+    """Whether ``text`` has the shape of an exam point's or training institution's code (checked before any query:
+    anything else names no row, and some values, a NUL character, are not even valid text to PostgreSQL)."""
+    return _EXAM_CODE.fullmatch(text) is not None
+
+
 # A proctor's id as the exam point writes it (a staff number, or a name): no control, format or unassigned
 # characters (bidi overrides, zero-width spaces, NUL), which no one types and the database may refuse.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})

@@ -8,17 +8,15 @@ both pass; a new session share-locks its exam point, so it cannot slip in beside
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from schemas.catalogue import Catalogue
-from schemas.exams import EXAM_CODE_PATTERN
+from schemas.exams import could_be_code
 
 from ..models import (
     Certificate,
@@ -44,8 +42,6 @@ from .errors import (
     Unprocessable,
 )
 from .issuance import checked_operations
-
-_EXAM_CODE = re.compile(EXAM_CODE_PATTERN.removeprefix("^").removesuffix("$"))
 
 # From which statuses each change may start, and where it leads: closed is final.
 EXAM_POINT_TRANSITIONS = {
@@ -81,11 +77,6 @@ class InvalidAccreditation(Unprocessable):
 
     code = "invalid_accreditation"
     message = "accredited_until is before accredited_from"
-
-
-def owner_of(principal: Any) -> str | None:
-    """The issuer id an :class:`api.deps.Principal`'s view is limited to; None for the admin (every issuer's rows)."""
-    return principal.issuer.id if principal.kind == "issuer" and principal.issuer is not None else None
 
 
 def owning_issuer(session: Session, *, caller: Issuer | None, code: str | None) -> Issuer:
@@ -126,12 +117,6 @@ def create_training_institution(
     except IntegrityError:
         raise TrainingInstitutionExists() from None
     return institution
-
-
-def could_be_code(text: str) -> bool:
-    """Whether ``text`` has the shape of an exam point's or training institution's code (checked before any query:
-    anything else names no row, and some values, a NUL character, are not even valid text to PostgreSQL)."""
-    return _EXAM_CODE.fullmatch(text) is not None
 
 
 def find_training_institution(session: Session, *, code: str, owner: str | None) -> TrainingInstitution:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -40,13 +39,13 @@ import crypto
 from crypto import CST
 from schemas.dates import add_months
 from schemas.exams import (
-    EXAM_CODE_PATTERN,
     MAX_RESULT_ROWS,
     RESULTS_CSV_HEADER,
     ImportReport,
     PhotoIssue,
     PhotoReport,
     RowIssue,
+    could_be_code,
 )
 from schemas.idnumber import InvalidIdNumber, age_on, birth_date, normalize_id_number
 
@@ -67,8 +66,6 @@ from .errors import (
 from .photos import clean_photo_bytes
 
 CHUNK_ROWS = 1000  # rows decided and inserted per step (one executemany; one tick of a progress bar)
-MAX_INSTITUTION_CHARS = 32
-_INSTITUTION_CODE = re.compile(EXAM_CODE_PATTERN)  # what a registered training institution's code may be
 IN_LIST = 500  # bounded IN lists: SQLite allows 32,766 parameters
 MAX_ZIP_ENTRIES = 10_000  # the largest session (capacity_per_session is at most 10,000)
 ZIP_INFLATION = 8  # JPEG and PNG barely compress: a zip declaring more than this times the upload limit is a bomb
@@ -256,12 +253,11 @@ def _check_row(row: ResultRow, *, exam_date: date, settings: Settings) -> _Candi
         institution = institution.strip() or None
     if institution is not None and not isinstance(institution, str):
         return RowIssue(line=row.line, code="malformed_row", message="training_institution must be text")
-    if institution is not None and not _INSTITUTION_CODE.fullmatch(institution):
+    if institution is not None and not could_be_code(institution):
         return RowIssue(
             line=row.line,
             code="invalid_training_institution",
-            message=f"training_institution must be a code of letters, digits, '.', '_' and '-' "
-            f"(at most {MAX_INSTITUTION_CHARS} characters)",
+            message="training_institution must be a code of letters, digits, '.', '_' and '-' (at most 32 characters)",
         )
     if row.name is not None and not isinstance(row.name, str):
         return RowIssue(line=row.line, code="malformed_row", message="the name must be text")
