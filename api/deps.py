@@ -119,6 +119,11 @@ class Principal:
     api_key_id: str | None = None
 
     @property
+    def owner(self) -> str | None:
+        """The issuer id this principal's view of owned rows is limited to; None for the admin (every issuer's)."""
+        return self.issuer.id if self.kind == "issuer" and self.issuer is not None else None
+
+    @property
     def actor(self) -> str:
         """How the audit trail names this principal."""
         if self.kind == "issuer" and self.issuer is not None:
@@ -281,8 +286,7 @@ def owned_batch(batch_id: str, principal: IssuerOrAdminDep, session: SessionDep)
     if could_be_id(batch_id):
         with read_transaction(session):
             batch = session.get(CertificateBatch, batch_id)
-    owner = exam_registry.owner_of(principal)
-    if batch is None or (owner is not None and batch.issuer_id != owner):
+    if batch is None or (principal.owner is not None and batch.issuer_id != principal.owner):
         raise ApiError(404, "batch_not_found", "no such certificate batch")
     return batch
 
@@ -293,7 +297,7 @@ OwnedBatchDep = Annotated[CertificateBatch, Depends(owned_batch)]
 def owned_training_institution(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> TrainingInstitution:
     """The training institution in the path if the caller may see it; another issuer's answers 404 as if missing."""
     with read_transaction(session):
-        return exam_registry.find_training_institution(session, code=code, owner=exam_registry.owner_of(principal))
+        return exam_registry.find_training_institution(session, code=code, owner=principal.owner)
 
 
 OwnedTrainingInstitutionDep = Annotated[TrainingInstitution, Depends(owned_training_institution)]
@@ -302,7 +306,7 @@ OwnedTrainingInstitutionDep = Annotated[TrainingInstitution, Depends(owned_train
 def owned_exam_point(code: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamPoint:
     """The exam point in the path if the caller may see it; another issuer's answers 404 like a missing one."""
     with read_transaction(session):
-        return exam_registry.find_exam_point(session, code=code, owner=exam_registry.owner_of(principal))
+        return exam_registry.find_exam_point(session, code=code, owner=principal.owner)
 
 
 OwnedExamPointDep = Annotated[ExamPoint, Depends(owned_exam_point)]
@@ -311,7 +315,7 @@ OwnedExamPointDep = Annotated[ExamPoint, Depends(owned_exam_point)]
 def owned_exam_session(session_id: str, principal: IssuerOrAdminDep, session: SessionDep) -> ExamSession:
     """The exam session in the path if the caller may see it; another issuer's answers 404 like a missing one."""
     with read_transaction(session):
-        return exam_registry.find_exam_session(session, session_id=session_id, owner=exam_registry.owner_of(principal))
+        return exam_registry.find_exam_session(session, session_id=session_id, owner=principal.owner)
 
 
 OwnedExamSessionDep = Annotated[ExamSession, Depends(owned_exam_session)]
@@ -323,7 +327,7 @@ def owned_exam_result(result_id: str, principal: IssuerOrAdminDep, session: Sess
     row = None
     if could_be_id(result_id):
         with read_transaction(session):
-            row = exam_results.find_result(session, result_id=result_id, owner=exam_registry.owner_of(principal))
+            row = exam_results.find_result(session, result_id=result_id, owner=principal.owner)
     if row is None:
         raise ExamResultNotFound()
     return row

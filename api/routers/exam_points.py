@@ -105,9 +105,7 @@ def list_exam_points(
 ) -> ExamPointPage:
     """By code, each with its status and exclusions."""
     with read_transaction(session):
-        total, rows = exam_registry.list_exam_points(
-            session, owner=exam_registry.owner_of(principal), limit=limit, offset=offset
-        )
+        total, rows = exam_registry.list_exam_points(session, owner=principal.owner, limit=limit, offset=offset)
     return ExamPointPage(items=exam_points_out(session, rows), total=total, limit=limit, offset=offset)
 
 

@@ -80,7 +80,7 @@ def create_exam_session(
         created = exam_registry.create_exam_session(
             session,
             point_code=body.exam_point,
-            owner=exam_registry.owner_of(principal),
+            owner=principal.owner,
             operation=body.operation,
             exam_date=body.exam_date,
             theory_exam=body.theory_exam,
@@ -104,7 +104,7 @@ def list_exam_sessions(
     """Newest exam date first; `exam_point` keeps one point's sessions."""
     with read_transaction(session):
         total, rows = exam_registry.list_exam_sessions(
-            session, owner=exam_registry.owner_of(principal), point_code=exam_point, limit=limit, offset=offset
+            session, owner=principal.owner, point_code=exam_point, limit=limit, offset=offset
         )
     return ExamSessionPage(items=sessions_out(session, rows), total=total, limit=limit, offset=offset)
 
@@ -113,6 +113,14 @@ def list_exam_sessions(
 def read_exam_session(exam_session: OwnedExamSessionDep, session: SessionDep) -> ExamSessionOut:
     """Another issuer's session answers 404 `exam_session_not_found`."""
     return sessions_out(session, [exam_session])[0]
+
+
+def _media_type(request: Request, accepted: tuple[str, ...], hint: str) -> str:
+    """The request body's media type (parameters such as charset dropped) if it is one of ``accepted``, else 415."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in accepted:
+        raise ApiError(415, "unsupported_media_type", hint)
+    return media_type
 
 
 # Windows (and so many upload tools) label a zip application/x-zip-compressed.
@@ -174,9 +182,7 @@ async def import_results(
     request: Request, exam_session: OwnedExamSessionDep, session: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> ImportReport:
     """Good rows are recorded even when others are refused; each refused row gets `{line, code, message}`."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ("application/json", "text/csv"):
-        raise ApiError(415, "unsupported_media_type", "send application/json or text/csv")
+    media_type = _media_type(request, ("application/json", "text/csv"), "send application/json or text/csv")
     data = await request.body()
     kind = "csv" if media_type == "text/csv" else "json"
     return await to_thread.run_sync(_import, session, exam_session, data, kind, settings, clock.now())
@@ -218,9 +224,7 @@ async def upload_photos(
     request: Request, exam_session: OwnedExamSessionDep, session: SessionDep, settings: SettingsDep
 ) -> PhotoReport:
     """Each entry is re-encoded from its pixels; refused entries are named by position with a code."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ZIP_MEDIA_TYPES:
-        raise ApiError(415, "unsupported_media_type", "send the photos as application/zip")
+    _media_type(request, ZIP_MEDIA_TYPES, "send the photos as application/zip")
     data = await request.body()
     return await to_thread.run_sync(
         lambda: exam_results.import_photo_zip(session, exam_session=exam_session, data=data, settings=settings)

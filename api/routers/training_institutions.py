@@ -73,7 +73,7 @@ def list_training_institutions(
     """By code."""
     with read_transaction(session):
         total, rows = exam_registry.list_training_institutions(
-            session, owner=exam_registry.owner_of(principal), limit=limit, offset=offset
+            session, owner=principal.owner, limit=limit, offset=offset
         )
     return TrainingInstitutionPage(items=institution_out(session, rows), total=total, limit=limit, offset=offset)
 
