@@ -404,9 +404,7 @@ def test_an_expired_lease_is_taken_over_and_the_old_holder_stops(
     assert progress is not None
     assert (progress.status, progress.done) == ("done", 5)
     assert certificates_per_result(app) == {result_id: 1 for result_id in exam.passed}
-    with Session(app.state.engine) as session:
-        batch = session.get(CertificateBatch, held.id)
-    assert batch is not None
+    batch = batch_row(app, held.id)
     assert batch.attempts == 2
     assert batch.lease_owner is None
 

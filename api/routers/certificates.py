@@ -249,8 +249,7 @@ def _register_once(
             certificate = register()
             payload = certificate_out(certificate, issuer, settings, catalogue).model_dump(mode="json")
             if record is not None:
-                record.response_body = json.dumps(payload).encode()
-                session.add(record)
+                record.response_body = json.dumps(payload).encode()  # flushed with the commit
     except IntegrityError:
         # A concurrent retry with the same key committed first: answer as it did.
         record = _stored_record(session, principal, key) if key else None

@@ -250,8 +250,8 @@ def claim_batch(
     """Take one batch (``batch_id``, or the oldest claimable) under ``owner``'s lease; its id, or None.
 
     A batch is claimable when queued, or running under no lease (released), a lease that ran out, or
-    ``owner``'s own. The
-    take is one conditional update, so of two workers racing for one batch exactly one gets it.
+    ``owner``'s own. The take is one conditional update, so of two workers racing for one batch exactly
+    one gets it.
     """
     with Session(engine, expire_on_commit=False, autobegin=False) as session:
         with read_transaction(session):

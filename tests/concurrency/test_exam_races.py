@@ -195,6 +195,15 @@ def _batch_call(deployment: Deployment, chain: Chain, body: dict[str, Any], n: i
     return Call("POST", f"{deployment.url(n)}/v1/certificate-batches", json=body, headers=headers, label="batch")
 
 
+def _report(deployment: Deployment, overall: Counter[str], problems: Sequence[str]) -> str:
+    """What a failed race test says: the rounds' tally, the first problems and the servers' logs."""
+    return (
+        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
+        + "\n".join(problems[:20])
+        + f"\n{deployment.logs()}"
+    )
+
+
 def _unexpected(answers: Sequence[Answer], allowed: set[str]) -> list[str]:
     """Outcomes (``label: outcome``) outside ``allowed``: any 5xx, 503 included, any transport error."""
     return [f"{answer.label}: {answer.outcome}" for answer in answers if answer.outcome not in allowed]
@@ -233,11 +242,7 @@ def test_one_batch_submitted_at_once_with_one_key_is_made_once(
             problems.append(f"round {round_}: certificates per result {twice}")
 
     figure(f"same batch x{SAME_KEY_RACERS}, same key ({deployment.backend})", describe(overall))
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 def test_two_batches_of_one_session_certify_each_result_once(
@@ -288,11 +293,7 @@ def test_two_batches_of_one_session_certify_each_result_once(
         f"session batch vs result-list batch ({deployment.backend})",
         f"{describe(overall)}; refusals: {describe(refusals) or 'none'}",
     )
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 def test_single_issuance_raced_with_a_batch_certifies_each_result_once(
@@ -338,11 +339,7 @@ def test_single_issuance_raced_with_a_batch_certifies_each_result_once(
         f"single issuance vs batch ({deployment.backend})",
         f"{describe(overall)}; certified by {describe(winners)}",
     )
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 def test_retries_of_one_issuance_with_one_key_answer_one_certificate(
@@ -379,11 +376,7 @@ def test_retries_of_one_issuance_with_one_key_answer_one_certificate(
             problems.append(f"round {round_}: {stored} certificates stored for the result")
 
     figure(f"issuance x{SAME_KEY_RACERS - 1}, same key ({deployment.backend})", describe(overall))
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 def test_concurrent_imports_into_one_session_record_each_candidate_once(
@@ -432,11 +425,7 @@ def test_concurrent_imports_into_one_session_record_each_candidate_once(
             problems.append(f"round {round_}: {len(stored)} candidates stored of {len(rows)}")
 
     figure(f"imports x{IMPORT_RACERS} into one session ({deployment.backend})", describe(overall))
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 @dataclass(frozen=True)
@@ -525,11 +514,7 @@ def test_no_session_is_opened_at_an_exam_point_after_its_suspension_answered(
             problems.append(f"round {round_}: {len(opened)} sessions answered 201, {len(stored)} stored")
 
     figure(f"suspension amid session creation ({deployment.backend})", describe(overall))
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
 
 
 def _point_id(session: Session, code: str) -> str:
@@ -603,8 +588,4 @@ def test_reissue_revoke_and_cards_of_a_batch_certificate_end_consistent(
         f"reissue vs 2 revokes vs card PDFs ({deployment.backend})",
         f"{describe(overall)}; end states {describe(ends)}",
     )
-    assert not problems, (
-        f"{ROUNDS} rounds on {deployment.backend} (overall {describe(overall)}):\n"
-        + "\n".join(problems[:20])
-        + f"\n{deployment.logs()}"
-    )
+    assert not problems, _report(deployment, overall, problems)
