@@ -30,7 +30,7 @@ const CERT_REQUIRED = [1, 2, 3];
 const MAX_UINT32 = 2 ** 32 - 1;
 const ISSUER_PATTERN = /^[A-Z0-9][A-Z0-9-]{0,15}$/;
 const MASKED_ID_PATTERN = /^[0-9]{7}[0-9X]$/;
-// The holder-name rule (crypto.envelope._name_problem): words of letters, marks and the middle dots
+// The holder-name rule (crypto.envelope.holder_name_problem): words of letters, marks and the middle dots
 // U+00B7 and U+30FB from the pinned table of name-chars.js, single spaces between them, NFC.
 const hex = (code) => code.toString(16);
 const NAME_CHAR = `[${NAME_CHAR_RANGES.map(([a, b]) => (a === b ? `\\u{${hex(a)}}` : `\\u{${hex(a)}}-\\u{${hex(b)}}`)).join("")}\\u{b7}\\u{30fb}]`;
@@ -156,7 +156,7 @@ export const isHighS = (signature) => BigInt(`0x${toHex(signature.subarray(32))}
 
 const isUint = (value, maximum) => typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= maximum;
 
-/** Why ``name`` breaks the holder-name rule, or null: the same messages as crypto.envelope._name_problem. */
+/** Why ``name`` breaks the holder-name rule, or null: the same messages as crypto.envelope.holder_name_problem. */
 export function nameProblem(name) {
   const length = codePoints(name);
   if (length < 1 || length > 32) return "holder name must have 1-32 characters";
